@@ -1,0 +1,135 @@
+"""Engines, connections and the schema's lifecycle. The only place engines are made.
+
+SQLite is opened in WAL mode with foreign keys on, so several server processes can read while
+a fixture load or sync writes. PostgreSQL URLs are pointed at psycopg 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from dirsync.errors import ConfigError, DirsyncError
+from dirsync.store.tables import SCHEMA_VERSION, metadata, schema_info
+
+
+class StoreError(DirsyncError):
+    """The store cannot be used (unreachable, not initialised, newer schema)."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; we only ever store UTC."""
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+def _normalise_url(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("database_url", f"{url!r} is not a database URL") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Store:
+    """A database holding one dirsync store."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = _normalise_url(url)
+        kwargs: dict = {"future": True}
+        if self.url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._translate():
+            with self.engine.connect() as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One transaction; committed when the block ends without an exception."""
+        with self._translate():
+            with self.engine.begin() as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise StoreError(f"the store at {self.safe_url} failed: {exc.orig}") from exc
+
+    def init_schema(self) -> str:
+        """Create missing tables; refuse a store written by a newer dirsync."""
+        with self.write() as conn:
+            found = self._version(conn)
+            if found is not None and found > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store at {self.safe_url} has schema version {found}, newer than this "
+                    f"dirsync ({SCHEMA_VERSION}); upgrade dirsync"
+                )
+            metadata.create_all(conn)
+            if found is None:
+                conn.execute(schema_info.insert().values(name="version", value=str(SCHEMA_VERSION)))
+                return "created"
+            return "up to date"
+
+    def check_schema(self) -> None:
+        """Fail with a clear message unless `dirsync init` has been run on this store."""
+        with self.read() as conn:
+            found = self._version(conn)
+        if found is None:
+            raise StoreError(f"the store at {self.safe_url} is empty; run `dirsync init` first")
+        if found != SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self.safe_url} has schema version {found}, this dirsync needs "
+                f"{SCHEMA_VERSION}; run `dirsync init` to upgrade"
+            )
+
+    @staticmethod
+    def _version(conn: Connection) -> int | None:
+        if not inspect(conn).has_table(schema_info.name):
+            return None
+        try:
+            value = conn.execute(
+                select(schema_info.c.value).where(schema_info.c.name == "version")
+            ).scalar()
+        except SQLAlchemyError:
+            return None
+        return int(value) if value is not None else None
+
+    def dispose(self) -> None:
+        self.engine.dispose()

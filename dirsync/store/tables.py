@@ -1,0 +1,186 @@
+"""The schema. SQLAlchemy Core tables; the same on SQLite and PostgreSQL.
+
+Layout decisions:
+* Names are unique by `name_key` (Unicode casefold) across the whole store, because a Crowd
+  client must never see two users (or groups) whose names differ only by case. When several
+  directories are mirrored, the first directory that claims a name owns it.
+* Each user and group has a stable `external_id` within its directory (entryUUID, objectGUID,
+  a fixture id, or a generated UUID). The Crowd `<key>` is "<directory id>:<external id>", so a
+  rename keeps the key.
+* `*_key` columns hold casefolded copies of searchable text, so that searches are
+  case-insensitive for all of Unicode on both databases (SQLite's lower() is ASCII-only).
+* `journal` and `sync_runs` are laid out for the event feed and the LDAP mirror.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+# Long enough for anything an LDAP server holds in practice; Crowd clients cut at 255.
+NAME = String(255)
+TEXT = String(1024)
+# BigInteger ids on PostgreSQL; SQLite only makes INTEGER PRIMARY KEY a rowid alias.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+schema_info = Table(
+    "schema_info",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+directories = Table(
+    "directories",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),  # "fixtures" | "ldap"
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("directory_id", ID, ForeignKey("directories.id"), nullable=False),
+    Column("external_id", NAME, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("name_key", NAME, nullable=False, unique=True),
+    Column("first_name", TEXT, nullable=False, default=""),
+    Column("last_name", TEXT, nullable=False, default=""),
+    Column("display_name", TEXT, nullable=False, default=""),
+    Column("email", TEXT, nullable=False, default=""),
+    Column("first_name_key", TEXT, nullable=False, default=""),
+    Column("last_name_key", TEXT, nullable=False, default=""),
+    Column("display_name_key", TEXT, nullable=False, default=""),
+    Column("email_key", TEXT, nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("password_hash", String(512), nullable=True),
+    Column("dn", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("directory_id", "external_id", name="uq_users_directory_external"),
+    sqlite_autoincrement=True,
+)
+Index("ix_users_email_key", users.c.email_key)
+
+user_attributes = Table(
+    "user_attributes",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("directory_id", ID, ForeignKey("directories.id"), nullable=False),
+    Column("external_id", NAME, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("name_key", NAME, nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("description_key", Text, nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("dn", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("directory_id", "external_id", name="uq_groups_directory_external"),
+    sqlite_autoincrement=True,
+)
+
+group_attributes = Table(
+    "group_attributes",
+    metadata,
+    Column("group_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+user_memberships = Table(
+    "user_memberships",
+    metadata,
+    Column("group_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+Index("ix_user_memberships_user", user_memberships.c.user_id, user_memberships.c.group_id)
+
+group_memberships = Table(
+    "group_memberships",
+    metadata,
+    Column("parent_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("child_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+)
+Index("ix_group_memberships_child", group_memberships.c.child_id, group_memberships.c.parent_id)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", NAME, nullable=False),
+    Column("name_key", NAME, nullable=False, unique=True),
+    Column("password_hash", String(512), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+application_networks = Table(
+    "application_networks",
+    metadata,
+    Column(
+        "application_id", ID, ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("network", String(64), primary_key=True),  # normalised CIDR, e.g. 10.0.0.0/8
+)
+
+# The event feed's journal: one row per change, written in the change's transaction.
+journal = Table(
+    "journal",
+    metadata,
+    Column("seq", ID, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("operation", String(16), nullable=False),
+    Column("subject_id", ID, nullable=False),
+    Column("object_id", ID, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+# One row per sync of a directory (fixture load or LDAP round).
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("directory_id", ID, ForeignKey("directories.id"), nullable=False),
+    Column("mode", String(16), nullable=False),  # full | incremental | fixtures
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(16), nullable=False),  # running | ok | failed | refused
+    Column("added", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("deleted", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    sqlite_autoincrement=True,
+)
