@@ -11,13 +11,13 @@ comma-separated.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from dirsync import netacl
 from dirsync.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///dirsync.db"
@@ -58,11 +58,9 @@ def _as_networks(key: str, value: Any) -> tuple[str, ...]:
     out = []
     for item in value:
         try:
-            out.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
-        except ValueError:
-            raise ConfigError(
-                key, f"{item!r} is not an IP address or CIDR range (e.g. 10.0.0.0/8 or ::1)"
-            ) from None
+            out.append(str(netacl.parse_network(str(item))))
+        except ValueError as exc:
+            raise ConfigError(key, f"{exc} (write an address or a CIDR range, e.g. 10.0.0.0/8 or ::1)") from None
     return tuple(out)
 
 
