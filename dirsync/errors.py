@@ -6,6 +6,7 @@
     └── CrowdError                   client-visible; `reason` is a Crowd ErrorEntity reason
         ├── IllegalArgument          ILLEGAL_ARGUMENT
         ├── UserNotFound             USER_NOT_FOUND
+        │   └── UnknownUserAtLogin   USER_NOT_FOUND, as POST /authentication answers it
         ├── GroupNotFound            GROUP_NOT_FOUND
         ├── MembershipNotFound       MEMBERSHIP_NOT_FOUND
         ├── InvalidUserAuthentication INVALID_USER_AUTHENTICATION
@@ -61,6 +62,10 @@ class UserNotFound(CrowdError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"User <{name}> does not exist")
+
+
+class UnknownUserAtLogin(UserNotFound):
+    """USER_NOT_FOUND from POST /authentication: Crowd's docs show 400 there, not 404."""
 
 
 class GroupNotFound(CrowdError):

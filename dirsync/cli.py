@@ -1,0 +1,283 @@
+"""The `dirsync` command. Operators' scripts rely on these command names.
+
+Errors the operator can fix (bad configuration, bad fixtures, unknown application) end the
+command with a one-line message and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from dirsync import netacl, passwords
+from dirsync.errors import DirsyncError
+from dirsync.settings import Settings, load_settings
+from dirsync.store import apps as store_apps
+from dirsync.store.db import Store
+
+DEMO_APPLICATION = "bitbucket"
+DEMO_FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo.ldif"
+FIXTURE_DIRECTORY = "fixtures"
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"dirsync: {message}", err=True)
+    sys.exit(2)
+
+
+class _Context:
+    def __init__(self, config: str | None, overrides: dict[str, Any]) -> None:
+        self.config = config
+        self.overrides = overrides
+        self._settings: Settings | None = None
+        self._store: Store | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config, overrides=self.overrides)
+            logging.basicConfig(
+                level=self._settings.log_level,
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+        return self._settings
+
+    def store(self, *, check: bool = True) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings.database_url)
+            if check:
+                self._store.check_schema()
+        return self._store
+
+
+pass_ctx = click.make_pass_decorator(_Context)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DirsyncError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Group)
+@click.option("--config", envvar="DIRSYNC_CONFIG", type=click.Path(dir_okay=False),
+              help="TOML configuration file (or DIRSYNC_CONFIG).")
+@click.version_option(package_name="dirsync")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """dirsync: a Crowd-compatible user server for Atlassian Data Center products."""
+    ctx.obj = _Context(config, {})
+
+
+@main.command()
+@pass_ctx
+def init(ctx: _Context) -> None:
+    """Create or upgrade the store's schema."""
+    store = ctx.store(check=False)
+    result = store.init_schema()
+    click.echo(f"store {store.safe_url}: schema {result}")
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@main.group()
+def fixtures() -> None:
+    """Seed the store from fixture files (LDIF, YAML, JSON)."""
+
+
+def load_fixtures(store: Store, paths: list[str]) -> Any:
+    from dirsync.fixtures import load_fixture_files
+    from dirsync.sync.fixtures import apply_fixtures
+
+    snapshot = load_fixture_files(paths)
+    return apply_fixtures(store, FIXTURE_DIRECTORY, snapshot)
+
+
+@fixtures.command("load")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@pass_ctx
+def fixtures_load(ctx: _Context, paths: tuple[str, ...]) -> None:
+    """Load fixture files; only the difference to the store is applied.
+
+    All files together form one directory: a user or group missing from them is removed."""
+    counts = load_fixtures(ctx.store(), list(paths))
+    if counts.total:
+        click.echo(f"applied: {counts.summary()}")
+    else:
+        click.echo("no changes: the store already matches the fixtures")
+
+
+# --- applications ----------------------------------------------------------------------------
+
+
+@main.group()
+def app() -> None:
+    """Client applications allowed to use the Crowd API."""
+
+
+def _networks(values: tuple[str, ...]) -> list[str]:
+    out = []
+    for value in values:
+        try:
+            out.append(str(netacl.parse_network(value)))
+        except ValueError as exc:
+            _fail(f"--allow {value}: {exc}")
+    return out
+
+
+def _read_password(from_stdin: bool) -> tuple[str, bool]:
+    if not from_stdin:
+        return passwords.generate_password(), True
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        _fail("the password read from standard input must be at least 12 characters")
+    return password, False
+
+
+@app.command("add")
+@click.argument("name")
+@click.option("--allow", "allow", multiple=True, required=True, metavar="CIDR",
+              help="Address or CIDR range allowed to connect; repeat for several.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def app_add(ctx: _Context, name: str, allow: tuple[str, ...], password_stdin: bool) -> None:
+    """Create an application (prints a generated password once)."""
+    networks = _networks(allow)
+    if not name.strip() or name != name.strip() or ":" in name:
+        _fail("an application name must be non-empty, without surrounding spaces or ':'")
+    password, generated = _read_password(password_stdin)
+    with ctx.store().write() as conn:
+        store_apps.add_application(conn, name, passwords.hash_app_password(password), networks)
+    click.echo(f"application {name} created, allowed from {', '.join(networks)}")
+    if generated:
+        click.echo(f"password (shown once): {password}")
+
+
+@app.command("list")
+@pass_ctx
+def app_list(ctx: _Context) -> None:
+    """List applications and their allow-lists."""
+    with ctx.store().read() as conn:
+        found = store_apps.list_applications(conn)
+    if not found:
+        click.echo("no applications; create one with: dirsync app add NAME --allow CIDR")
+    for application in found:
+        click.echo(f"{application.name}\t{', '.join(application.networks) or '(no address allowed)'}")
+
+
+@app.command("remove")
+@click.argument("name")
+@pass_ctx
+def app_remove(ctx: _Context, name: str) -> None:
+    """Delete an application."""
+    with ctx.store().write() as conn:
+        store_apps.remove_application(conn, name)
+    click.echo(f"application {name} removed")
+
+
+@app.command("allow")
+@click.argument("name")
+@click.argument("cidr", nargs=-1, required=True)
+@pass_ctx
+def app_allow(ctx: _Context, name: str, cidr: tuple[str, ...]) -> None:
+    """Allow more addresses or CIDR ranges for an application."""
+    with ctx.store().write() as conn:
+        application = store_apps.allow_networks(conn, name, _networks(cidr))
+    click.echo(f"application {application.name} allowed from {', '.join(application.networks)}")
+
+
+@app.command("deny")
+@click.argument("name")
+@click.argument("cidr", nargs=-1, required=True)
+@pass_ctx
+def app_deny(ctx: _Context, name: str, cidr: tuple[str, ...]) -> None:
+    """Remove addresses or CIDR ranges from an application's allow-list."""
+    with ctx.store().write() as conn:
+        application = store_apps.deny_networks(conn, name, _networks(cidr))
+    click.echo(f"application {application.name} allowed from "
+               f"{', '.join(application.networks) or '(no address)'}")
+
+
+@app.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def app_passwd(ctx: _Context, name: str, password_stdin: bool) -> None:
+    """Set a new password (prints a generated one once)."""
+    password, generated = _read_password(password_stdin)
+    with ctx.store().write() as conn:
+        store_apps.set_password_hash(conn, name, passwords.hash_app_password(password))
+    click.echo(f"password of application {name} changed")
+    if generated:
+        click.echo(f"password (shown once): {password}")
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", help="Listen address (default from server.host: 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (default from server.port: 8095).")
+@pass_ctx
+def serve(ctx: _Context, host: str | None, port: int | None) -> None:
+    """Serve the Crowd API with gunicorn."""
+    ctx.overrides.update({"server.host": host, "server.port": port})
+    ctx.store()  # fail now, not in every worker, if the store is not ready
+    from dirsync.server import serve as run
+
+    click.echo(f"dirsync serving {ctx.settings.database_url.split('://')[0]} store on "
+               f"http://{ctx.settings.server_host}:{ctx.settings.server_port}/")
+    run(ctx.settings)
+
+
+@main.command()
+@click.option("--port", type=int, help="Port to listen on (default from server.port: 8095).")
+@click.option("--fixture", "fixture_paths", multiple=True, type=click.Path(exists=True),
+              help="Fixture files to load instead of the bundled demo.")
+@pass_ctx
+def demo(ctx: _Context, port: int | None, fixture_paths: tuple[str, ...]) -> None:
+    """Set up a local test environment and serve it on 127.0.0.1.
+
+    Creates the store, loads the demo fixture, (re)creates the application `bitbucket` with a
+    new random password for 127.0.0.1 and ::1, prints what to type into Bitbucket, and serves."""
+    ctx.overrides.update({"server.host": "127.0.0.1", "server.port": port})
+    settings = ctx.settings
+    store = ctx.store(check=False)
+    store.init_schema()
+    paths = list(fixture_paths) or [str(DEMO_FIXTURE)]
+    if not fixture_paths and not DEMO_FIXTURE.exists():
+        _fail(f"the demo fixture {DEMO_FIXTURE} is missing; pass --fixture PATH")
+    counts = load_fixtures(store, paths)
+    password = passwords.generate_password()
+    with store.write() as conn:
+        if store_apps.find_application(conn, DEMO_APPLICATION) is not None:
+            store_apps.remove_application(conn, DEMO_APPLICATION)
+        store_apps.add_application(conn, DEMO_APPLICATION, passwords.hash_app_password(password),
+                                   ["127.0.0.1/32", "::1/128"])
+    url = f"http://127.0.0.1:{settings.server_port}"
+    click.echo(
+        f"""
+dirsync demo: store {store.safe_url}, fixtures {', '.join(paths)} ({counts.summary()})
+
+In Bitbucket: Administration > User directories > Add directory > Atlassian Jira
+  Server URL:           {url}
+  Application name:     {DEMO_APPLICATION}
+  Application password: {password}
+  (shown once; run `dirsync demo` again for a new one)
+
+Try it:
+  curl -u '{DEMO_APPLICATION}:{password}' -H 'Accept: application/json' \\
+    '{url}/rest/usermanagement/1/user/group/nested?username=alice'
+"""
+    )
+    store.dispose()
+    from dirsync.server import serve as run
+
+    run(settings)

@@ -1,0 +1,277 @@
+"""Make the store's copy of one directory equal to a snapshot, in the caller's transaction.
+
+Only the difference is written: reloading the same snapshot writes nothing. Memberships are
+compared as sets of store ids after users and groups are in place. Names stay unique across the
+store; a name owned by another directory is refused, so nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, insert, select, tuple_, update
+
+from dirsync.errors import DirsyncError
+from dirsync.model import Group, Snapshot, User
+from dirsync.names import name_key
+from dirsync.passwords import hash_user_password, same_user_password
+from dirsync.store.db import utcnow
+from dirsync.store.tables import (
+    directories,
+    group_attributes,
+    group_memberships,
+    groups,
+    user_attributes,
+    user_memberships,
+    users,
+)
+from dirsync.sync.diff import EntityChanges, diff_entities
+
+
+class NameConflict(DirsyncError):
+    """A name in the snapshot belongs to another directory's entity."""
+
+
+@dataclass
+class ApplyCounts:
+    users_added: int = 0
+    users_updated: int = 0
+    users_removed: int = 0
+    groups_added: int = 0
+    groups_updated: int = 0
+    groups_removed: int = 0
+    memberships_added: int = 0
+    memberships_removed: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(vars(self).values())
+
+    def summary(self) -> str:
+        return (
+            f"users +{self.users_added} ~{self.users_updated} -{self.users_removed}, "
+            f"groups +{self.groups_added} ~{self.groups_updated} -{self.groups_removed}, "
+            f"memberships +{self.memberships_added} -{self.memberships_removed}"
+        )
+
+
+def ensure_directory(conn: Connection, name: str, kind: str) -> int:
+    row = conn.execute(select(directories.c.id, directories.c.kind).where(directories.c.name == name)).first()
+    if row is not None:
+        if row.kind != kind:
+            raise DirsyncError(f"directory {name!r} is of kind {row.kind}, not {kind}")
+        return int(row.id)
+    return int(
+        conn.execute(
+            insert(directories).values(name=name, kind=kind, created_at=utcnow())
+        ).inserted_primary_key[0]
+    )
+
+
+def _stored_users(conn: Connection, directory_id: int) -> dict[int, User]:
+    rows = list(conn.execute(select(users).where(users.c.directory_id == directory_id)))
+    attrs = _attributes_by_owner(conn, user_attributes, user_attributes.c.user_id,
+                                 users.c.directory_id == directory_id, users.c.id)
+    return {
+        r.id: User(
+            name=r.name, first_name=r.first_name, last_name=r.last_name,
+            display_name=r.display_name, email=r.email, active=r.active,
+            external_id=r.external_id, password=r.password_hash, dn=r.dn,
+            attributes=attrs.get(r.id, {}),
+        )
+        for r in rows
+    }
+
+
+def _stored_groups(conn: Connection, directory_id: int) -> dict[int, Group]:
+    rows = list(conn.execute(select(groups).where(groups.c.directory_id == directory_id)))
+    attrs = _attributes_by_owner(conn, group_attributes, group_attributes.c.group_id,
+                                 groups.c.directory_id == directory_id, groups.c.id)
+    return {
+        r.id: Group(
+            name=r.name, description=r.description, active=r.active,
+            external_id=r.external_id, dn=r.dn, attributes=attrs.get(r.id, {}),
+        )
+        for r in rows
+    }
+
+
+def _attributes_by_owner(conn: Connection, table: Table, owner: Any, scope: Any, owner_pk: Any) -> dict[int, dict]:
+    out: dict[int, dict[str, tuple[str, ...]]] = {}
+    rows = conn.execute(
+        select(owner, table.c.name, table.c.value)
+        .where(owner.in_(select(owner_pk).where(scope)))
+        .order_by(owner, table.c.name, table.c.position)
+    )
+    for owner_id, name, value in rows:
+        entry = out.setdefault(owner_id, {})
+        entry[name] = entry.get(name, ()) + (value,)
+    return out
+
+
+def _user_values(user: User) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "name_key": name_key(user.name),
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "display_name": user.display_name,
+        "email": user.email,
+        "first_name_key": name_key(user.first_name),
+        "last_name_key": name_key(user.last_name),
+        "display_name_key": name_key(user.display_name),
+        "email_key": name_key(user.email),
+        "active": user.active,
+        "dn": user.dn,
+    }
+
+
+def _group_values(group: Group) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "name_key": name_key(group.name),
+        "description": group.description,
+        "description_key": name_key(group.description),
+        "active": group.active,
+        "dn": group.dn,
+    }
+
+
+def _password_values(user: User, stored: User | None) -> dict[str, Any]:
+    if user.password is None:
+        return {"password_hash": None}
+    if stored is not None and stored.password is not None:
+        if same_user_password(user.password, stored.password):
+            return {}
+    return {"password_hash": hash_user_password(user.password)}
+
+
+def _check_names(conn: Connection, table: Table, directory_id: int, keys: Iterable[str], kind: str) -> None:
+    keys = list(keys)
+    for i in range(0, len(keys), 900):
+        row = conn.execute(
+            select(table.c.name, directories.c.name.label("directory"))
+            .join(directories, directories.c.id == table.c.directory_id)
+            .where(table.c.directory_id != directory_id, table.c.name_key.in_(keys[i : i + 900]))
+            .limit(1)
+        ).first()
+        if row is not None:
+            raise NameConflict(
+                f"{kind} {row.name!r} already belongs to directory {row.directory!r}; "
+                "names must be unique across directories"
+            )
+
+
+def _write_attributes(conn: Connection, table: Table, owner_col: str, owner_id: int,
+                      attributes: dict[str, tuple[str, ...]], replace_existing: bool) -> None:
+    if replace_existing:
+        conn.execute(delete(table).where(table.c[owner_col] == owner_id))
+    rows = [
+        {owner_col: owner_id, "name": name, "position": pos, "value": value}
+        for name, values in attributes.items()
+        for pos, value in enumerate(values)
+    ]
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+def _apply_entities(
+    conn: Connection,
+    table: Table,
+    directory_id: int,
+    changes: EntityChanges[Any],
+    stored: dict[int, Any],
+    values_of: Any,
+    attr_table: Table,
+    attr_owner: str,
+) -> None:
+    now = utcnow()
+    if changes.removed:
+        for i in range(0, len(changes.removed), 900):
+            conn.execute(delete(table).where(table.c.id.in_(changes.removed[i : i + 900])))
+    # Renames may swap names (a->b, b->a); park renamed rows on unique placeholders first so
+    # the unique index on name_key never sees two rows with one name mid-transaction.
+    renamed = [(i, e) for i, e in changes.updated if name_key(e.name) != name_key(stored[i].name)]
+    for store_id, _ in renamed:
+        conn.execute(update(table).where(table.c.id == store_id).values(name_key=f"\x00{store_id}"))
+    for store_id, entity in changes.updated:
+        values = values_of(entity)
+        if table is users:
+            values.update(_password_values(entity, stored[store_id]))
+        conn.execute(update(table).where(table.c.id == store_id).values(updated_at=now, **values))
+        if entity.attributes != stored[store_id].attributes:
+            _write_attributes(conn, attr_table, attr_owner, store_id, entity.attributes, True)
+    for entity in changes.added:
+        values = values_of(entity)
+        if table is users:
+            values.update(_password_values(entity, None))
+        new_id = conn.execute(
+            insert(table).values(
+                directory_id=directory_id,
+                external_id=entity.external_id or str(uuid.uuid4()),
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+        ).inserted_primary_key[0]
+        _write_attributes(conn, attr_table, attr_owner, new_id, entity.attributes, False)
+
+
+def _ids_by_key(conn: Connection, table: Table, directory_id: int) -> dict[str, int]:
+    return dict(
+        conn.execute(select(table.c.name_key, table.c.id).where(table.c.directory_id == directory_id)).all()
+    )
+
+
+def _sync_pairs(conn: Connection, table: Table, a: str, b: str, scope: Any,
+                wanted: set[tuple[int, int]]) -> tuple[int, int]:
+    current = {(x, y) for x, y in conn.execute(select(table.c[a], table.c[b]).where(scope))}
+    add = sorted(wanted - current)
+    remove = sorted(current - wanted)
+    for i in range(0, len(remove), 400):
+        conn.execute(delete(table).where(tuple_(table.c[a], table.c[b]).in_(remove[i : i + 400])))
+    if add:
+        conn.execute(insert(table), [{a: x, b: y} for x, y in add])
+    return len(add), len(remove)
+
+
+def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> ApplyCounts:
+    """Write the difference between the store and `snapshot` for one directory."""
+    _check_names(conn, users, directory_id, (name_key(u.name) for u in snapshot.users), "user")
+    _check_names(conn, groups, directory_id, (name_key(g.name) for g in snapshot.groups), "group")
+
+    stored_users = _stored_users(conn, directory_id)
+    stored_groups = _stored_groups(conn, directory_id)
+    user_changes = diff_entities(stored_users, snapshot.users)
+    group_changes = diff_entities(stored_groups, snapshot.groups)
+    _apply_entities(conn, users, directory_id, user_changes, stored_users, _user_values,
+                    user_attributes, "user_id")
+    _apply_entities(conn, groups, directory_id, group_changes, stored_groups, _group_values,
+                    group_attributes, "group_id")
+
+    user_ids = _ids_by_key(conn, users, directory_id)
+    group_ids = _ids_by_key(conn, groups, directory_id)
+    in_directory = select(groups.c.id).where(groups.c.directory_id == directory_id)
+    um_added, um_removed = _sync_pairs(
+        conn, user_memberships, "group_id", "user_id",
+        user_memberships.c.group_id.in_(in_directory),
+        {(group_ids[g], user_ids[u]) for g, u in snapshot.user_memberships},
+    )
+    gm_added, gm_removed = _sync_pairs(
+        conn, group_memberships, "parent_id", "child_id",
+        group_memberships.c.parent_id.in_(in_directory),
+        {(group_ids[p], group_ids[c]) for p, c in snapshot.group_memberships},
+    )
+    return ApplyCounts(
+        users_added=len(user_changes.added),
+        users_updated=len(user_changes.updated),
+        users_removed=len(user_changes.removed),
+        groups_added=len(group_changes.added),
+        groups_updated=len(group_changes.updated),
+        groups_removed=len(group_changes.removed),
+        memberships_added=um_added + gm_added,
+        memberships_removed=um_removed + gm_removed,
+    )
