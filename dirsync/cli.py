@@ -46,6 +46,10 @@ class _Context:
             )
         return self._settings
 
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+
     def store(self, *, check: bool = True) -> Store:
         if self._store is None:
             self._store = Store(self.settings.database_url)
@@ -73,6 +77,7 @@ class _Group(click.Group):
 def main(ctx: click.Context, config: str | None) -> None:
     """dirsync: a Crowd-compatible user server for Atlassian Data Center products."""
     ctx.obj = _Context(config, {})
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()
@@ -281,3 +286,7 @@ Try it:
     from dirsync.server import serve as run
 
     run(settings)
+
+
+if __name__ == "__main__":
+    main()

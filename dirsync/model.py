@@ -7,6 +7,7 @@ an LDAP server). It is compared with the store to find what changed. No I/O here
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 # attribute name -> values, in source order; values are strings
 Attributes = dict[str, tuple[str, ...]]
@@ -50,3 +51,19 @@ class Snapshot:
     user_memberships: set[tuple[str, str]] = field(default_factory=set)
     # (parent group name key, child group name key)
     group_memberships: set[tuple[str, str]] = field(default_factory=set)
+
+
+E = TypeVar("E", User, Group)
+
+
+@dataclass
+class EntityChanges(Generic[E]):
+    """What a snapshot changes for one kind of entity, against the store's copy."""
+
+    added: list[E] = field(default_factory=list)
+    # (store id, new state); the new state keeps the stored external id
+    updated: list[tuple[int, E]] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.added) + len(self.updated) + len(self.removed)

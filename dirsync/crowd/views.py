@@ -311,8 +311,7 @@ def _entity_type() -> str:
     return value
 
 
-def _search(restriction: search.Restriction) -> Response:
-    entity = _entity_type()
+def _search(entity: str, restriction: search.Restriction) -> Response:
     start, limit = _paging()
     expand = _expand()
     renderer = renderer_for_request()
@@ -343,18 +342,20 @@ def _search(restriction: search.Restriction) -> Response:
 @bp.post("/search")
 def post_search() -> Response:
     """Users or groups matching a search restriction (XML or JSON body)."""
+    entity = _entity_type()
     body = request.get_data(cache=False)
     if is_json(request.content_type, body):
-        restriction = search.parse_json(parse_json(body, "search restriction"))
+        restriction = search.parse_json(parse_json(body, "search restriction"), entity=entity)
     else:
-        restriction = search.parse_xml(body)
-    return _search(restriction)
+        restriction = search.parse_xml(body, entity=entity)
+    return _search(entity, restriction)
 
 
 @bp.get("/search")
 def get_search() -> Response:
     """Users or groups matching a CQL `restriction` (empty = all)."""
-    return _search(search.parse_cql(request.args.get("restriction", "")))
+    entity = _entity_type()
+    return _search(entity, search.parse_cql(request.args.get("restriction", ""), entity=entity))
 
 
 # --- authentication, config ------------------------------------------------------------------

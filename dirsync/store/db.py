@@ -11,6 +11,8 @@ import datetime as dt
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+
+__all__ = ["Connection", "Store", "StoreError", "as_utc", "utcnow"]
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 

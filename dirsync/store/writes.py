@@ -1,21 +1,19 @@
-"""Make the store's copy of one directory equal to a snapshot, in the caller's transaction.
+"""Writing one directory's users, groups and memberships: the primitives a sync applies.
 
-Only the difference is written: reloading the same snapshot writes nothing. Memberships are
-compared as sets of store ids after users and groups are in place. Names stay unique across the
-store; a name owned by another directory is refused, so nothing is half-applied.
+All of it runs in the caller's transaction. Renames are written so that the unique name index
+never sees two rows with one name mid-transaction; membership sets are compared as store ids.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select, tuple_, update
 
 from dirsync.errors import DirsyncError
-from dirsync.model import Group, Snapshot, User
+from dirsync.model import EntityChanges, Group, User
 from dirsync.names import name_key
 from dirsync.passwords import hash_user_password, same_user_password
 from dirsync.store.db import utcnow
@@ -28,34 +26,10 @@ from dirsync.store.tables import (
     user_memberships,
     users,
 )
-from dirsync.sync.diff import EntityChanges, diff_entities
 
 
 class NameConflict(DirsyncError):
     """A name in the snapshot belongs to another directory's entity."""
-
-
-@dataclass
-class ApplyCounts:
-    users_added: int = 0
-    users_updated: int = 0
-    users_removed: int = 0
-    groups_added: int = 0
-    groups_updated: int = 0
-    groups_removed: int = 0
-    memberships_added: int = 0
-    memberships_removed: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(vars(self).values())
-
-    def summary(self) -> str:
-        return (
-            f"users +{self.users_added} ~{self.users_updated} -{self.users_removed}, "
-            f"groups +{self.groups_added} ~{self.groups_updated} -{self.groups_removed}, "
-            f"memberships +{self.memberships_added} -{self.memberships_removed}"
-        )
 
 
 def ensure_directory(conn: Connection, name: str, kind: str) -> int:
@@ -71,7 +45,7 @@ def ensure_directory(conn: Connection, name: str, kind: str) -> int:
     )
 
 
-def _stored_users(conn: Connection, directory_id: int) -> dict[int, User]:
+def stored_users(conn: Connection, directory_id: int) -> dict[int, User]:
     rows = list(conn.execute(select(users).where(users.c.directory_id == directory_id)))
     attrs = _attributes_by_owner(conn, user_attributes, user_attributes.c.user_id,
                                  users.c.directory_id == directory_id, users.c.id)
@@ -86,7 +60,7 @@ def _stored_users(conn: Connection, directory_id: int) -> dict[int, User]:
     }
 
 
-def _stored_groups(conn: Connection, directory_id: int) -> dict[int, Group]:
+def stored_groups(conn: Connection, directory_id: int) -> dict[int, Group]:
     rows = list(conn.execute(select(groups).where(groups.c.directory_id == directory_id)))
     attrs = _attributes_by_owner(conn, group_attributes, group_attributes.c.group_id,
                                  groups.c.directory_id == directory_id, groups.c.id)
@@ -149,6 +123,14 @@ def _password_values(user: User, stored: User | None) -> dict[str, Any]:
     return {"password_hash": hash_user_password(user.password)}
 
 
+def check_user_names(conn: Connection, directory_id: int, keys: Iterable[str]) -> None:
+    _check_names(conn, users, directory_id, keys, "user")
+
+
+def check_group_names(conn: Connection, directory_id: int, keys: Iterable[str]) -> None:
+    _check_names(conn, groups, directory_id, keys, "group")
+
+
 def _check_names(conn: Connection, table: Table, directory_id: int, keys: Iterable[str], kind: str) -> None:
     keys = list(keys)
     for i in range(0, len(keys), 900):
@@ -178,7 +160,19 @@ def _write_attributes(conn: Connection, table: Table, owner_col: str, owner_id: 
         conn.execute(insert(table), rows)
 
 
-def _apply_entities(
+def write_users(conn: Connection, directory_id: int, changes: EntityChanges[User],
+                stored: dict[int, User]) -> None:
+    _write_entities(conn, users, directory_id, changes, stored, _user_values,
+                    user_attributes, "user_id")
+
+
+def write_groups(conn: Connection, directory_id: int, changes: EntityChanges[Group],
+                 stored: dict[int, Group]) -> None:
+    _write_entities(conn, groups, directory_id, changes, stored, _group_values,
+                    group_attributes, "group_id")
+
+
+def _write_entities(
     conn: Connection,
     table: Table,
     directory_id: int,
@@ -220,10 +214,34 @@ def _apply_entities(
         _write_attributes(conn, attr_table, attr_owner, new_id, entity.attributes, False)
 
 
+def user_ids_by_key(conn: Connection, directory_id: int) -> dict[str, int]:
+    return _ids_by_key(conn, users, directory_id)
+
+
+def group_ids_by_key(conn: Connection, directory_id: int) -> dict[str, int]:
+    return _ids_by_key(conn, groups, directory_id)
+
+
 def _ids_by_key(conn: Connection, table: Table, directory_id: int) -> dict[str, int]:
     return dict(
         conn.execute(select(table.c.name_key, table.c.id).where(table.c.directory_id == directory_id)).all()
     )
+
+
+def sync_user_memberships(conn: Connection, directory_id: int,
+                          wanted: set[tuple[int, int]]) -> tuple[int, int]:
+    """Make the directory's (group id, user id) pairs equal `wanted`; (added, removed)."""
+    in_directory = select(groups.c.id).where(groups.c.directory_id == directory_id)
+    return _sync_pairs(conn, user_memberships, "group_id", "user_id",
+                       user_memberships.c.group_id.in_(in_directory), wanted)
+
+
+def sync_group_memberships(conn: Connection, directory_id: int,
+                           wanted: set[tuple[int, int]]) -> tuple[int, int]:
+    """Make the directory's (parent id, child id) pairs equal `wanted`; (added, removed)."""
+    in_directory = select(groups.c.id).where(groups.c.directory_id == directory_id)
+    return _sync_pairs(conn, group_memberships, "parent_id", "child_id",
+                       group_memberships.c.parent_id.in_(in_directory), wanted)
 
 
 def _sync_pairs(conn: Connection, table: Table, a: str, b: str, scope: Any,
@@ -236,42 +254,3 @@ def _sync_pairs(conn: Connection, table: Table, a: str, b: str, scope: Any,
     if add:
         conn.execute(insert(table), [{a: x, b: y} for x, y in add])
     return len(add), len(remove)
-
-
-def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> ApplyCounts:
-    """Write the difference between the store and `snapshot` for one directory."""
-    _check_names(conn, users, directory_id, (name_key(u.name) for u in snapshot.users), "user")
-    _check_names(conn, groups, directory_id, (name_key(g.name) for g in snapshot.groups), "group")
-
-    stored_users = _stored_users(conn, directory_id)
-    stored_groups = _stored_groups(conn, directory_id)
-    user_changes = diff_entities(stored_users, snapshot.users)
-    group_changes = diff_entities(stored_groups, snapshot.groups)
-    _apply_entities(conn, users, directory_id, user_changes, stored_users, _user_values,
-                    user_attributes, "user_id")
-    _apply_entities(conn, groups, directory_id, group_changes, stored_groups, _group_values,
-                    group_attributes, "group_id")
-
-    user_ids = _ids_by_key(conn, users, directory_id)
-    group_ids = _ids_by_key(conn, groups, directory_id)
-    in_directory = select(groups.c.id).where(groups.c.directory_id == directory_id)
-    um_added, um_removed = _sync_pairs(
-        conn, user_memberships, "group_id", "user_id",
-        user_memberships.c.group_id.in_(in_directory),
-        {(group_ids[g], user_ids[u]) for g, u in snapshot.user_memberships},
-    )
-    gm_added, gm_removed = _sync_pairs(
-        conn, group_memberships, "parent_id", "child_id",
-        group_memberships.c.parent_id.in_(in_directory),
-        {(group_ids[p], group_ids[c]) for p, c in snapshot.group_memberships},
-    )
-    return ApplyCounts(
-        users_added=len(user_changes.added),
-        users_updated=len(user_changes.updated),
-        users_removed=len(user_changes.removed),
-        groups_added=len(group_changes.added),
-        groups_updated=len(group_changes.updated),
-        groups_removed=len(group_changes.removed),
-        memberships_added=um_added + gm_added,
-        memberships_removed=um_removed + gm_removed,
-    )

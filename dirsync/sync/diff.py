@@ -7,26 +7,12 @@ stored entities are removals; unmatched snapshot entities are additions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Generic, Mapping, Sequence, TypeVar
+from dataclasses import replace
+from typing import Mapping, Sequence
 
-from dirsync.model import Group, User
+from dirsync.model import E, EntityChanges, User
 from dirsync.names import name_key
 from dirsync.passwords import same_user_password
-
-E = TypeVar("E", User, Group)
-
-
-@dataclass
-class EntityChanges(Generic[E]):
-    added: list[E] = field(default_factory=list)
-    # (store id, new state); the new state keeps the stored external id
-    updated: list[tuple[int, E]] = field(default_factory=list)
-    removed: list[int] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.added) + len(self.updated) + len(self.removed)
-
 
 def _same(stored: E, wanted: E) -> bool:
     if isinstance(stored, User):

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import insert
-
 from dirsync.model import Snapshot
-from dirsync.store.apply import ApplyCounts, apply_snapshot, ensure_directory
+from dirsync.store.writes import ensure_directory
+from dirsync.sync.apply import ApplyCounts, apply_snapshot
 from dirsync.store.db import Store, utcnow
-from dirsync.store.tables import sync_runs
+from dirsync.store.runs import record_run
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +21,15 @@ def apply_fixtures(store: Store, directory: str, snapshot: Snapshot) -> ApplyCou
     with store.write() as conn:
         directory_id = ensure_directory(conn, directory, "fixtures")
         counts = apply_snapshot(conn, directory_id, snapshot)
-        conn.execute(
-            insert(sync_runs).values(
-                directory_id=directory_id,
-                mode="fixtures",
-                started_at=started,
-                finished_at=utcnow(),
-                status="ok",
-                added=counts.users_added + counts.groups_added + counts.memberships_added,
-                updated=counts.users_updated + counts.groups_updated,
-                deleted=counts.users_removed + counts.groups_removed + counts.memberships_removed,
-            )
+        record_run(
+            conn,
+            directory_id,
+            mode="fixtures",
+            started_at=started,
+            status="ok",
+            added=counts.users_added + counts.groups_added + counts.memberships_added,
+            updated=counts.users_updated + counts.groups_updated,
+            deleted=counts.users_removed + counts.groups_removed + counts.memberships_removed,
         )
     log.info("fixtures applied to directory %r: %s", directory, counts.summary())
     return counts

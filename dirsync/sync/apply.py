@@ -1,0 +1,69 @@
+"""Make the store's copy of one directory equal to a snapshot, in the caller's transaction.
+
+Only the difference is written: reloading the same snapshot writes nothing. Names stay unique
+across the store; a name owned by another directory is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dirsync.model import Snapshot
+from dirsync.names import name_key
+from dirsync.store import writes
+from dirsync.store.db import Connection
+from dirsync.sync.diff import diff_entities
+
+
+@dataclass
+class ApplyCounts:
+    users_added: int = 0
+    users_updated: int = 0
+    users_removed: int = 0
+    groups_added: int = 0
+    groups_updated: int = 0
+    groups_removed: int = 0
+    memberships_added: int = 0
+    memberships_removed: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(vars(self).values())
+
+    def summary(self) -> str:
+        return (
+            f"users +{self.users_added} ~{self.users_updated} -{self.users_removed}, "
+            f"groups +{self.groups_added} ~{self.groups_updated} -{self.groups_removed}, "
+            f"memberships +{self.memberships_added} -{self.memberships_removed}"
+        )
+
+
+def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> ApplyCounts:
+    writes.check_user_names(conn, directory_id, (name_key(u.name) for u in snapshot.users))
+    writes.check_group_names(conn, directory_id, (name_key(g.name) for g in snapshot.groups))
+
+    stored_users = writes.stored_users(conn, directory_id)
+    stored_groups = writes.stored_groups(conn, directory_id)
+    user_changes = diff_entities(stored_users, snapshot.users)
+    group_changes = diff_entities(stored_groups, snapshot.groups)
+    writes.write_users(conn, directory_id, user_changes, stored_users)
+    writes.write_groups(conn, directory_id, group_changes, stored_groups)
+
+    user_ids = writes.user_ids_by_key(conn, directory_id)
+    group_ids = writes.group_ids_by_key(conn, directory_id)
+    um_added, um_removed = writes.sync_user_memberships(
+        conn, directory_id, {(group_ids[g], user_ids[u]) for g, u in snapshot.user_memberships}
+    )
+    gm_added, gm_removed = writes.sync_group_memberships(
+        conn, directory_id, {(group_ids[p], group_ids[c]) for p, c in snapshot.group_memberships}
+    )
+    return ApplyCounts(
+        users_added=len(user_changes.added),
+        users_updated=len(user_changes.updated),
+        users_removed=len(user_changes.removed),
+        groups_added=len(group_changes.added),
+        groups_updated=len(group_changes.updated),
+        groups_removed=len(group_changes.removed),
+        memberships_added=um_added + gm_added,
+        memberships_removed=um_removed + gm_removed,
+    )
