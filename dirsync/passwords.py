@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 
 from passlib.context import CryptContext
-from passlib.exc import UnknownHashError
+from passlib.exc import MissingBackendError, UnknownHashError
 
 _APPS = CryptContext(schemes=["pbkdf2_sha256"], pbkdf2_sha256__default_rounds=100_000)
 
@@ -68,21 +68,44 @@ def looks_like_ldap_hash(value: str) -> bool:
     return value.startswith("{") and "}" in value[1:24]
 
 
+def _canonical(value: str) -> str:
+    """OpenLDAP accepts `{ssha}` as well as `{SSHA}`; passlib knows only the upper case."""
+    end = value.index("}")
+    return "{" + value[1:end].upper() + value[end:]
+
+
+def _is_cleartext(value: str) -> bool:
+    return looks_like_ldap_hash(value) and value[1 : value.index("}")].upper() == "CLEARTEXT"
+
+
 def check_user_password(value: str) -> None:
-    """Raise UnknownHashScheme unless `value` is clear text or a hash we can verify."""
-    if looks_like_ldap_hash(value):
-        scheme = value[1 : value.index("}")]
-        if scheme.upper() != "CLEARTEXT" and _USERS.identify(value) is None:
-            raise UnknownHashScheme(f"unknown password hash scheme {{{scheme}}}")
+    """Raise UnknownHashScheme unless `value` is clear text or a well-formed hash we can check."""
+    if not looks_like_ldap_hash(value) or _is_cleartext(value):
+        return
+    scheme = value[1 : value.index("}")]
+    canonical = _canonical(value)
+    if _USERS.identify(canonical) is None:
+        raise UnknownHashScheme(f"unknown password hash scheme {{{scheme}}}")
+    try:
+        # Verifying a probe parses the whole hash: a truncated or corrupt one fails here,
+        # at load, instead of locking its user out silently.
+        _USERS.verify("probe", canonical)
+    except MissingBackendError:
+        raise UnknownHashScheme(
+            f"password hash scheme {{{scheme}}} ({_USERS.identify(canonical)}) needs a backend "
+            "that is not installed"
+        ) from None
+    except (ValueError, TypeError):
+        raise UnknownHashScheme(f"malformed {{{scheme}}} password hash") from None
 
 
 def hash_user_password(value: str) -> str:
     """What to store for a source's password value: its hash as given, or a hash of clear text."""
     check_user_password(value)
-    if looks_like_ldap_hash(value):
-        if value[1 : value.index("}")].upper() != "CLEARTEXT":
-            return value
+    if _is_cleartext(value):
         value = value[value.index("}") + 1 :]
+    elif looks_like_ldap_hash(value):
+        return _canonical(value)
     return _USERS.hash(value)
 
 
@@ -91,12 +114,10 @@ def same_user_password(value: str, stored_hash: str | None) -> bool:
     is hashed with a fresh salt on every load, so reloads compare by verifying, not by string."""
     if stored_hash is None:
         return False
-    if value == stored_hash:
-        return True
-    if looks_like_ldap_hash(value) and value[1 : value.index("}")].upper() != "CLEARTEXT":
-        return False
-    if looks_like_ldap_hash(value):
+    if _is_cleartext(value):
         value = value[value.index("}") + 1 :]
+    elif looks_like_ldap_hash(value):
+        return _canonical(value) == stored_hash
     return verify_user_password(value, stored_hash)
 
 
@@ -105,5 +126,5 @@ def verify_user_password(password: str, password_hash: str | None) -> bool:
         return False
     try:
         return _USERS.verify(password, password_hash)
-    except (UnknownHashError, ValueError, TypeError):
+    except (UnknownHashError, MissingBackendError, ValueError, TypeError):
         return False
