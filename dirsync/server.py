@@ -35,9 +35,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             "keepalive": 75,
             "loglevel": s.log_level.lower(),
             "proc_name": "dirsync",
+            # gunicorn >= 23 opens a control socket at one fixed path per user; a second
+            # instance on the machine (a replica, the tests) would fight over it.
+            "control_socket_disable": True,
         }
         for key, value in options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # older gunicorn lacks some settings
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         from dirsync.app import create_app
