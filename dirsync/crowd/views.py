@@ -311,30 +311,27 @@ def _entity_type() -> str:
     return value
 
 
+# entity type -> (condition compiler, query, renderer method name)
+SEARCHES: dict[str, tuple[Callable[..., Any], Callable[..., Any], str]] = {
+    "user": (user_condition, reads.search_users, "users"),
+    "group": (group_condition, reads.search_groups, "groups"),
+}
+
+
 def _search(entity: str, restriction: search.Restriction) -> Response:
     start, limit = _paging()
     expand = _expand()
-    renderer = renderer_for_request()
+    full = entity in expand
+    compile_condition, query, render = SEARCHES[entity]
+    condition = compile_condition(restriction)
+    render_list = getattr(renderer_for_request(), render)
     store = _store()
-    if entity == "user":
-        condition = user_condition(restriction)
-        full = "user" in expand
 
-        def generate() -> Iterator[bytes]:
-            with store.read() as conn:
-                rows = reads.search_users(conn, condition, start, limit)
-                items = _with_attributes(conn, rows, "user", full and "attributes" in expand)
-                yield from chunked(renderer.users(items, full))
-
-    else:
-        condition = group_condition(restriction)
-        full = "group" in expand
-
-        def generate() -> Iterator[bytes]:
-            with store.read() as conn:
-                rows = reads.search_groups(conn, condition, start, limit)
-                items = _with_attributes(conn, rows, "group", full and "attributes" in expand)
-                yield from chunked(renderer.groups(items, full))
+    def generate() -> Iterator[bytes]:
+        with store.read() as conn:
+            rows = query(conn, condition, start, limit)
+            items = _with_attributes(conn, rows, entity, full and "attributes" in expand)
+            yield from chunked(render_list(items, full))
 
     return _respond(generate())
 
