@@ -41,17 +41,22 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.timezone.utc)
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def xml_datetime(value: dt.datetime) -> str:
-    """xsd:dateTime as JAXB prints it: fractional seconds only when non-zero."""
+    """xsd:dateTime as JAXB prints it: milliseconds only when they are not zero."""
     value = _as_utc(value)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond // 1000:03d}"
+    millis = value.microsecond // 1000
+    if millis:
+        text += f".{millis:03d}"
     return text + "Z"
 
 
 def epoch_millis(value: dt.datetime) -> int:
-    return int(_as_utc(value).timestamp() * 1000)
+    # Integer arithmetic: float timestamps are off by a millisecond for some dates.
+    return (_as_utc(value) - EPOCH) // dt.timedelta(milliseconds=1)
 
 
 def user_key(row: Any) -> str:
@@ -289,7 +294,8 @@ class JsonRenderer:
         yield "]}"
 
     def error(self, reason: str, message: str) -> str:
-        return _dumps({"reason": reason, "message": message})
+        # Crowd strips XML-invalid characters from the message itself, whatever the format.
+        return _dumps({"reason": reason, "message": _INVALID_XML.sub("", message)})
 
     def cookie_config(self, name: str, secure: bool, domain: str | None) -> str:
         body: dict[str, Any] = {"secure": secure, "name": name}

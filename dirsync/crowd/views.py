@@ -385,6 +385,7 @@ WRITE_ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/user/mail/usernames", ("POST",)),
     ("/user/expire-all-passwords", ("POST",)),
     ("/user/attribute", ("POST", "DELETE")),
+    ("/user/group/direct", ("POST", "DELETE")),
     ("/group", ("POST", "PUT", "DELETE")),
     ("/group/attribute", ("POST", "DELETE")),
     ("/group/user/direct", ("POST", "DELETE")),
