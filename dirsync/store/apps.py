@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dirsync.errors import DirsyncError
@@ -30,23 +30,30 @@ class Application:
     updated_at: object
 
 
+# Built once: this runs on every authenticated request.
+_FIND = (
+    select(
+        applications.c.id,
+        applications.c.name,
+        applications.c.password_hash,
+        applications.c.updated_at,
+        application_networks.c.network,
+    )
+    .outerjoin(application_networks, application_networks.c.application_id == applications.c.id)
+    .where(applications.c.name_key == bindparam("key"))
+    .order_by(application_networks.c.network)
+)
+
+
 def find_application(conn: Connection, name: str) -> Application | None:
-    row = conn.execute(
-        select(
-            applications.c.id,
-            applications.c.name,
-            applications.c.password_hash,
-            applications.c.updated_at,
-        ).where(applications.c.name_key == name_key(name))
-    ).first()
-    if row is None:
+    rows = conn.execute(_FIND, {"key": name_key(name)}).all()
+    if not rows:
         return None
-    networks = conn.execute(
-        select(application_networks.c.network)
-        .where(application_networks.c.application_id == row.id)
-        .order_by(application_networks.c.network)
-    ).scalars()
-    return Application(row.id, row.name, row.password_hash, tuple(networks), as_utc(row.updated_at))
+    first = rows[0]
+    networks = tuple(r.network for r in rows if r.network is not None)
+    return Application(
+        first.id, first.name, first.password_hash, networks, as_utc(first.updated_at)
+    )
 
 
 def get_application(conn: Connection, name: str) -> Application:

@@ -5,14 +5,18 @@ terminate on cycles: a group already reached is not expanded again. Listings are
 unique `name_key`, so `start-index`/`max-results` paging is a stable total order.
 
 Rows returned are SQLAlchemy Rows with the columns of USER_COLUMNS / GROUP_COLUMNS.
+
+The statements on the per-request paths are built once, with bind parameters, and reused:
+building a recursive CTE in SQLAlchemy costs several times what SQLite takes to run it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, literal, select, true
+from sqlalchemy import ColumnElement, Connection, Integer, Row, Select, bindparam, select, true
 
 from dirsync.names import name_key
 from dirsync.store.tables import (
@@ -59,11 +63,35 @@ def _page(query: Select[Any], start: int, limit: int | None) -> Select[Any]:
     return query
 
 
+def _paged(query: Select[Any], has_start: bool, has_limit: bool) -> Select[Any]:
+    """Paging by bind parameters, so one built statement serves every page."""
+    if has_start:
+        query = query.offset(bindparam("start", type_=Integer))
+    if has_limit:
+        query = query.limit(bindparam("limit", type_=Integer))
+    return query
+
+
+def _page_params(start: int, limit: int | None, **params: Any) -> dict[str, Any]:
+    params["start"] = start
+    params["limit"] = limit
+    return params
+
+
+_ID = bindparam("id", type_=ID)
+_OTHER = bindparam("other", type_=ID)
+_KEY = bindparam("key")
+
+
 # --- single entities -------------------------------------------------------------------------
 
 
+_FIND_USER = select(*USER_COLUMNS).where(users.c.name_key == _KEY)
+_FIND_GROUP = select(*GROUP_COLUMNS).where(groups.c.name_key == _KEY)
+
+
 def find_user(conn: Connection, name: str) -> Row[Any] | None:
-    return conn.execute(select(*USER_COLUMNS).where(users.c.name_key == name_key(name))).first()
+    return conn.execute(_FIND_USER, {"key": name_key(name)}).first()
 
 
 def find_user_with_password(conn: Connection, name: str) -> Row[Any] | None:
@@ -86,7 +114,7 @@ def find_user_by_key(conn: Connection, key: str) -> Row[Any] | None:
 
 
 def find_group(conn: Connection, name: str) -> Row[Any] | None:
-    return conn.execute(select(*GROUP_COLUMNS).where(groups.c.name_key == name_key(name))).first()
+    return conn.execute(_FIND_GROUP, {"key": name_key(name)}).first()
 
 
 def _attributes(conn: Connection, table: Any, owner: Any, ids: Iterable[int]) -> dict[int, dict]:
@@ -139,7 +167,7 @@ def _stream(conn: Connection, query: Select[Any]) -> Iterator[Row[Any]]:
 # --- membership graph ------------------------------------------------------------------------
 
 
-def _ancestors_of_user(user_id: int):  # type: ignore[no-untyped-def]
+def _ancestors_of_user(user_id: Any):  # type: ignore[no-untyped-def]
     """Ids of every group the user is in, directly or through nesting."""
     anc = (
         select(user_memberships.c.group_id.label("id"))
@@ -151,7 +179,7 @@ def _ancestors_of_user(user_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-def _ancestors_of_group(group_id: int):  # type: ignore[no-untyped-def]
+def _ancestors_of_group(group_id: Any):  # type: ignore[no-untyped-def]
     anc = (
         select(group_memberships.c.parent_id.label("id"))
         .where(group_memberships.c.child_id == group_id)
@@ -162,89 +190,113 @@ def _ancestors_of_group(group_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-def _descendants_of_group(group_id: int):  # type: ignore[no-untyped-def]
+def _descendants_of_group(group_id: Any):  # type: ignore[no-untyped-def]
     """Ids of the group itself and every group nested in it."""
-    desc = select(literal(group_id, ID).label("id")).cte("desc", recursive=True)
+    desc = select(group_id.label("id")).cte("desc", recursive=True)
     return desc.union(
         select(group_memberships.c.child_id).join(desc, group_memberships.c.parent_id == desc.c.id)
     )
 
 
+@cache
+def _groups_of_user_query(nested: bool, start: bool, limit: bool) -> Select[Any]:
+    if nested:
+        ids = select(_ancestors_of_user(_ID).c.id)
+    else:
+        ids = select(user_memberships.c.group_id).where(user_memberships.c.user_id == _ID)
+    query = select(*GROUP_COLUMNS).where(groups.c.id.in_(ids)).order_by(groups.c.name_key)
+    return _paged(query, start, limit)
+
+
+@cache
+def _users_of_group_query(nested: bool, start: bool, limit: bool) -> Select[Any]:
+    if nested:
+        member_groups = select(_descendants_of_group(_ID).c.id)
+        ids = select(user_memberships.c.user_id).where(
+            user_memberships.c.group_id.in_(member_groups)
+        )
+    else:
+        ids = select(user_memberships.c.user_id).where(user_memberships.c.group_id == _ID)
+    query = select(*USER_COLUMNS).where(users.c.id.in_(ids)).order_by(users.c.name_key)
+    return _paged(query, start, limit)
+
+
+@cache
+def _child_groups_query(nested: bool, start: bool, limit: bool) -> Select[Any]:
+    if nested:
+        ids = select(_descendants_of_group(_ID).c.id)
+        condition = groups.c.id.in_(ids) & (groups.c.id != _ID)
+    else:
+        ids = select(group_memberships.c.child_id).where(group_memberships.c.parent_id == _ID)
+        condition = groups.c.id.in_(ids)
+    query = select(*GROUP_COLUMNS).where(condition).order_by(groups.c.name_key)
+    return _paged(query, start, limit)
+
+
+@cache
+def _parent_groups_query(nested: bool, start: bool, limit: bool) -> Select[Any]:
+    if nested:
+        ids = select(_ancestors_of_group(_ID).c.id)
+        condition = groups.c.id.in_(ids) & (groups.c.id != _ID)
+    else:
+        ids = select(group_memberships.c.parent_id).where(group_memberships.c.child_id == _ID)
+        condition = groups.c.id.in_(ids)
+    query = select(*GROUP_COLUMNS).where(condition).order_by(groups.c.name_key)
+    return _paged(query, start, limit)
+
+
+def _related(builder: Any, conn: Connection, entity_id: int, nested: bool, start: int,
+             limit: int | None) -> list[Row[Any]]:
+    query = builder(nested, bool(start), limit is not None)
+    return list(conn.execute(query, _page_params(start, limit, id=entity_id)))
+
+
 def groups_of_user(
     conn: Connection, user_id: int, *, nested: bool, start: int = 0, limit: int | None = None
 ) -> list[Row[Any]]:
-    if nested:
-        ids = select(_ancestors_of_user(user_id).c.id)
-    else:
-        ids = select(user_memberships.c.group_id).where(user_memberships.c.user_id == user_id)
-    query = select(*GROUP_COLUMNS).where(groups.c.id.in_(ids)).order_by(groups.c.name_key)
-    return list(conn.execute(_page(query, start, limit)))
+    return _related(_groups_of_user_query, conn, user_id, nested, start, limit)
 
 
 def users_of_group(
     conn: Connection, group_id: int, *, nested: bool, start: int = 0, limit: int | None = None
 ) -> list[Row[Any]]:
-    if nested:
-        member_groups = select(_descendants_of_group(group_id).c.id)
-        ids = select(user_memberships.c.user_id).where(
-            user_memberships.c.group_id.in_(member_groups)
-        )
-    else:
-        ids = select(user_memberships.c.user_id).where(user_memberships.c.group_id == group_id)
-    query = select(*USER_COLUMNS).where(users.c.id.in_(ids)).order_by(users.c.name_key)
-    return list(conn.execute(_page(query, start, limit)))
+    return _related(_users_of_group_query, conn, group_id, nested, start, limit)
 
 
 def child_groups(
     conn: Connection, group_id: int, *, nested: bool, start: int = 0, limit: int | None = None
 ) -> list[Row[Any]]:
-    if nested:
-        ids = select(_descendants_of_group(group_id).c.id)
-        condition = groups.c.id.in_(ids) & (groups.c.id != group_id)
-    else:
-        ids = select(group_memberships.c.child_id).where(
-            group_memberships.c.parent_id == group_id
-        )
-        condition = groups.c.id.in_(ids)
-    query = select(*GROUP_COLUMNS).where(condition).order_by(groups.c.name_key)
-    return list(conn.execute(_page(query, start, limit)))
+    return _related(_child_groups_query, conn, group_id, nested, start, limit)
 
 
 def parent_groups(
     conn: Connection, group_id: int, *, nested: bool, start: int = 0, limit: int | None = None
 ) -> list[Row[Any]]:
-    if nested:
-        ids = select(_ancestors_of_group(group_id).c.id)
-        condition = groups.c.id.in_(ids) & (groups.c.id != group_id)
-    else:
-        ids = select(group_memberships.c.parent_id).where(
-            group_memberships.c.child_id == group_id
-        )
-        condition = groups.c.id.in_(ids)
-    query = select(*GROUP_COLUMNS).where(condition).order_by(groups.c.name_key)
-    return list(conn.execute(_page(query, start, limit)))
+    return _related(_parent_groups_query, conn, group_id, nested, start, limit)
+
+
+_IS_USER_MEMBER = {
+    True: select(true()).where(_OTHER.in_(select(_ancestors_of_user(_ID).c.id))).limit(1),
+    False: select(true())
+    .where(user_memberships.c.user_id == _ID, user_memberships.c.group_id == _OTHER)
+    .limit(1),
+}
+_IS_GROUP_MEMBER = {
+    True: select(true()).where(_OTHER.in_(select(_ancestors_of_group(_ID).c.id))).limit(1),
+    False: select(true())
+    .where(group_memberships.c.child_id == _ID, group_memberships.c.parent_id == _OTHER)
+    .limit(1),
+}
 
 
 def is_user_member(conn: Connection, user_id: int, group_id: int, *, nested: bool) -> bool:
-    if nested:
-        ids = select(_ancestors_of_user(user_id).c.id)
-        query = select(true()).where(literal(group_id).in_(ids))
-    else:
-        query = select(true()).where(
-            user_memberships.c.user_id == user_id, user_memberships.c.group_id == group_id
-        )
-    return conn.execute(query.limit(1)).first() is not None
+    query = _IS_USER_MEMBER[nested]
+    return conn.execute(query, {"id": user_id, "other": group_id}).first() is not None
 
 
 def is_group_member(conn: Connection, child_id: int, parent_id: int, *, nested: bool) -> bool:
-    if nested:
-        ids = select(_ancestors_of_group(child_id).c.id)
-        query = select(true()).where(literal(parent_id).in_(ids))
-    else:
-        query = select(true()).where(
-            group_memberships.c.child_id == child_id, group_memberships.c.parent_id == parent_id
-        )
-    return conn.execute(query.limit(1)).first() is not None
+    query = _IS_GROUP_MEMBER[nested]
+    return conn.execute(query, {"id": child_id, "other": parent_id}).first() is not None
 
 
 # --- the bulk membership dump ----------------------------------------------------------------
