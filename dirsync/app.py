@@ -45,7 +45,8 @@ def _text(body: str, status: int, **headers: str) -> Response:
 
 def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app = Flask("dirsync")
-    store = store or Store(settings.database_url, pool_size=settings.server_threads)
+    # One connection per thread, plus one for a streamed response still being written.
+    store = store or Store(settings.database_url, pool_size=settings.server_threads + 1)
     services = Services(settings, store, ApplicationAuthenticator(store, settings))
     app.extensions["dirsync"] = services
     app.config["MAX_CONTENT_LENGTH"] = settings.server_max_body_bytes
