@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from dirsync import netacl, passwords
+from dirsync import feed, netacl, passwords
 from dirsync.errors import DirsyncError
 from dirsync.settings import Settings, load_settings
 from dirsync.store import apps as store_apps
@@ -225,6 +225,34 @@ def app_passwd(ctx: _Context, name: str, password_stdin: bool) -> None:
 
 
 # --- serving ---------------------------------------------------------------------------------
+
+
+@main.group()
+def events() -> None:
+    """The event journal behind incremental synchronisation."""
+
+
+@events.command("status")
+@pass_ctx
+def events_status(ctx: _Context) -> None:
+    """Show the current token and what the journal retains."""
+    status = feed.status(ctx.store())
+    click.echo(f"current token:   {status.token}")
+    click.echo(f"journal entries: {status.entries}")
+    oldest = status.oldest.isoformat(timespec="seconds") if status.oldest else "-"
+    click.echo(f"oldest entry:    {oldest}")
+    click.echo(f"tokens valid from seq {status.trimmed_through} "
+               "(older tokens get EVENT_TOKEN_EXPIRED and a full sync)")
+
+
+@events.command("trim")
+@pass_ctx
+def events_trim(ctx: _Context) -> None:
+    """Trim the journal to the configured retention now (the server also does it hourly)."""
+    settings = ctx.settings
+    result = feed.trim(ctx.store(), days=settings.events_retention_days,
+                       keep=settings.events_retention_count)
+    click.echo(f"removed {result.deleted} journal entries; tokens valid from seq {result.trimmed_through}")
 
 
 @main.command()

@@ -44,9 +44,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
+        # Runs in each worker after the fork, so the scheduler's threads live in the worker.
+        from dirsync import scheduler
         from dirsync.app import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        scheduler.start(self.settings, app.extensions["dirsync"].store, first_run_in=60)
+        return app
 
 
 def serve(settings: Settings) -> None:

@@ -112,6 +112,16 @@ KEYS: tuple[Key, ...] = (
         "Failed application logins allowed per client address within auth.failure_window_seconds."),
     Key("auth.failure_window_seconds", 60, _as_int(1, 86_400),
         "Window for auth.failure_limit; further attempts from that address are refused (429)."),
+    Key("events.retention_days", 7, _as_int(0, 3650),
+        "Journal entries younger than this are kept for the event feed (incremental sync)."),
+    Key("events.retention_count", 100_000, _as_int(1, 1_000_000_000),
+        "The newest this many journal entries are kept too, however old."),
+    Key("events.trim_interval_seconds", 3600, _as_int(10, 86_400),
+        "How often the scheduled job trims the journal to the retention above."),
+    Key("events.max_journal_rows", 200_000, _as_int(1, 100_000_000),
+        "A token more journal entries behind than this gets EVENT_TOKEN_EXPIRED (full sync)."),
+    Key("events.max_events", 20_000, _as_int(1, 10_000_000),
+        "Largest event feed answered; a longer one gets EVENT_TOKEN_EXPIRED (full sync)."),
     Key("log.level", "INFO", _as_log_level, "Log level: DEBUG, INFO, WARNING or ERROR."),
 )
 
@@ -129,6 +139,11 @@ class Settings:
     auth_cache_seconds: int
     auth_failure_limit: int
     auth_failure_window_seconds: int
+    events_retention_days: int
+    events_retention_count: int
+    events_trim_interval_seconds: int
+    events_max_journal_rows: int
+    events_max_events: int
     log_level: str
     source: str = "defaults"
 

@@ -434,3 +434,53 @@ class LiveServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class DirsyncProcess:
+    """`python -m dirsync serve` in its own process (gunicorn and all), on a free port.
+
+    Its combined output is written to a file, so tests can read the log lines operators see."""
+
+    def __init__(self, database_url: str, log_path: Path, workers: int = 1,
+                 env: dict[str, str] | None = None) -> None:
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        environ = {**os.environ, "DIRSYNC_DATABASE_URL": database_url, "DIRSYNC_CONFIG": "",
+                   "DIRSYNC_SERVER_WORKERS": str(workers), **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dirsync", "serve", "--port", str(self.port)],
+            env=environ, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        import requests
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ServerError(f"dirsync serve did not come up:\n{self.log()}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 from urllib.parse import quote_plus
 
+from dirsync import events as ev
+
 XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 # Characters XML 1.0 cannot carry at all; Crowd strips them from messages too.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -87,6 +89,8 @@ class Renderer(Protocol):
     def attributes(self, attrs: Attrs, owner_link: str) -> str: ...
     def memberships(self, items: Iterable[tuple[str, list[str], list[str]]]) -> Iterator[str]: ...
     def error(self, reason: str, message: str) -> str: ...
+    def event_token(self, token: str) -> str: ...
+    def event_feed(self, feed: Any) -> Iterator[str]: ...
     def cookie_config(self, name: str, secure: bool, domain: str | None) -> str: ...
 
 
@@ -186,6 +190,59 @@ class XmlRenderer:
                 f"<groups>{children}</groups></membership>"
             )
         yield "</memberships>"
+
+    def event_token(self, token: str) -> str:
+        return f'{XML_DECL}<events newEventToken="{_x(token)}" incrementalSynchronisationAvailable="true"/>'
+
+    def _attribute_list(self, tag: str, attrs: Attrs) -> str:
+        if not attrs:
+            return ""
+        items = "".join(
+            f'<attribute name="{_x(n)}"><values>{"".join(f"<value>{_x(v)}</value>" for v in attrs[n])}'
+            "</values></attribute>"
+            for n in sorted(attrs)
+        )
+        return f"<{tag}>{items}</{tag}>"
+
+    def _entity_event(self, event: ev.EntityEvent, feed: Any) -> str:
+        user = event.kind == ev.USER
+        tag = "userEvent" if user else "groupEvent"
+        op = f"<operation>{event.operation.upper()}</operation>"
+        if event.entity_id is None:  # deleted: the client deletes by name
+            name = _x(event.name or "")
+            return f'<{tag}>{op}<{event.kind} name="{name}"/></{tag}>'
+        row = (feed.users if user else feed.groups)[event.entity_id]
+        attrs = (feed.user_attributes if user else feed.group_attributes).get(event.entity_id, {})
+        gone = {n: [] for n in event.removed_attributes if n not in attrs}
+        entity = self.user(row, attrs, True) if user else self.group(row, attrs, True)
+        return (
+            f"<{tag}>{op}{self._attribute_list('storedAttributes', attrs)}"
+            f"{self._attribute_list('deletedAttributes', gone)}{entity}</{tag}>"
+        )
+
+    def _membership_event(self, event: ev.MembershipEvent, feed: Any) -> str:
+        op = f"<operation>{event.operation.upper()}</operation>"
+        parents = "".join(f'<group name="{_x(feed.groups[p].name)}"/>' for p in event.parent_ids)
+        if event.kind == ev.USER_MEMBERSHIP:
+            child = _x(feed.users[event.child_id].name)
+            return (
+                f'<userMembershipEvent>{op}<childUser name="{child}"/>'
+                f'<parentGroups expand="group">{parents}</parentGroups></userMembershipEvent>'
+            )
+        child = _x(feed.groups[event.child_id].name)
+        return (
+            f'<groupMembershipEvent>{op}<group name="{child}"/>'
+            f"<parentGroups>{parents}</parentGroups><childGroups/></groupMembershipEvent>"
+        )
+
+    def event_feed(self, feed: Any) -> Iterator[str]:
+        yield f'{XML_DECL}<events newEventToken="{_x(feed.token)}">'
+        for event in feed.events:
+            if isinstance(event, ev.EntityEvent):
+                yield self._entity_event(event, feed)
+            else:
+                yield self._membership_event(event, feed)
+        yield "</events>"
 
     def error(self, reason: str, message: str) -> str:
         return f"{XML_DECL}<error><reason>{reason}</reason><message>{_x(message)}</message></error>"
@@ -291,6 +348,50 @@ class JsonRenderer:
             )
             yield entry if first else "," + entry
             first = False
+        yield "]}"
+
+    def event_token(self, token: str) -> str:
+        return _dumps({"newEventToken": token, "incrementalSynchronisationAvailable": True})
+
+    @staticmethod
+    def _attribute_list(attrs: Attrs) -> dict[str, Any]:
+        return {"attributes": [{"name": n, "values": list(attrs[n])} for n in sorted(attrs)]}
+
+    def _entity_event(self, event: ev.EntityEvent, feed: Any) -> dict[str, Any]:
+        user = event.kind == ev.USER
+        body: dict[str, Any] = {"operation": event.operation.upper()}
+        if event.entity_id is None:
+            body[event.kind] = {"name": event.name}
+        else:
+            row = (feed.users if user else feed.groups)[event.entity_id]
+            attrs = (feed.user_attributes if user else feed.group_attributes).get(event.entity_id, {})
+            gone = {n: [] for n in event.removed_attributes if n not in attrs}
+            if attrs:
+                body["storedAttributes"] = self._attribute_list(attrs)
+            if gone:
+                body["deletedAttributes"] = self._attribute_list(gone)
+            body[event.kind] = self._user(row, attrs, True) if user else self._group(row, attrs, True)
+        return {"userEvent" if user else "groupEvent": body}
+
+    @staticmethod
+    def _membership_event(event: ev.MembershipEvent, feed: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"operation": event.operation.upper()}
+        parents = {"groups": [{"name": feed.groups[p].name} for p in event.parent_ids]}
+        if event.kind == ev.USER_MEMBERSHIP:
+            body["childUser"] = {"name": feed.users[event.child_id].name}
+            body["parentGroups"] = {"expand": "group", **parents}
+            return {"userMembershipEvent": body}
+        body["group"] = {"name": feed.groups[event.child_id].name}
+        body["parentGroups"] = parents
+        body["childGroups"] = {"groups": []}
+        return {"groupMembershipEvent": body}
+
+    def event_feed(self, feed: Any) -> Iterator[str]:
+        yield f'{{"newEventToken":{_dumps(feed.token)},"events":['
+        for i, event in enumerate(feed.events):
+            body = (self._entity_event(event, feed) if isinstance(event, ev.EntityEvent)
+                    else self._membership_event(event, feed))
+            yield ("," if i else "") + _dumps(body)
         yield "]}"
 
     def error(self, reason: str, message: str) -> str:

@@ -7,17 +7,19 @@ does not grow with the directory. Every write endpoint answers 403 APPLICATION_P
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, request
 
-from dirsync import search
+from dirsync import feed, search
 from dirsync.authentication import authenticate_user
 from dirsync.crowd.bodies import is_json, parse_json, password_value
 from dirsync.crowd.negotiate import renderer_for_request
 from dirsync.crowd.render import chunked
 from dirsync.errors import (
+    EventTokenExpired,
     GroupNotFound,
     IllegalArgument,
     MembershipNotFound,
@@ -29,6 +31,7 @@ from dirsync.store.db import Store
 from dirsync.store.search import group_condition, user_condition
 
 bp = Blueprint("crowd", __name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_RESULTS = 1000
 NO_CACHE = {"Cache-Control": "no-cache, no-store", "Pragma": "no-cache"}
@@ -373,6 +376,42 @@ def get_cookie_config() -> Response:
     """SSO cookie settings. dirsync does no SSO; the values are Crowd's defaults."""
     renderer = renderer_for_request()
     return _respond(renderer.cookie_config("crowd.token_key", False, None))
+
+
+# --- events (incremental synchronisation) ----------------------------------------------------
+
+
+def _application() -> str:
+    application = getattr(g, "application", None)
+    return application.name if application is not None else "?"
+
+
+@bp.get("/event")
+def get_event_token() -> Response:
+    """The current event token; clients ask before and after every full synchronisation."""
+    token = feed.current_token(_store())
+    log.info("application %r took event token %s (full synchronisation)", _application(), token)
+    return _respond(renderer_for_request().event_token(token))
+
+
+@bp.get("/event/<path:token>")
+def get_events(token: str) -> Response:
+    """Every change since `token`, as net events, with the token to ask with next time."""
+    settings = current_app.extensions["dirsync"].settings
+    try:
+        result = feed.read_feed(
+            _store(), token,
+            max_rows=settings.events_max_journal_rows, max_events=settings.events_max_events,
+        )
+    except EventTokenExpired as exc:
+        log.info("application %r: incremental synchronisation refused, %s", _application(), exc)
+        raise
+    log.info(
+        "application %r synchronised incrementally: %s -> %s, %d events from %d journal entries",
+        _application(), token, result.token, len(result.events), result.journal_rows,
+    )
+    renderer = renderer_for_request()
+    return _respond(b"".join(chunked(renderer.event_feed(result))))
 
 
 # --- writes: the directory is read-only ------------------------------------------------------

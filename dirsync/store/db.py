@@ -2,15 +2,25 @@
 
 SQLite is opened in WAL mode with foreign keys on, so several server processes can read while
 a fixture load or sync writes. PostgreSQL URLs are pointed at psycopg 3.
+
+Transactions, because the event feed depends on them:
+* Writes are serialised. On SQLite every write transaction is BEGIN IMMEDIATE; on PostgreSQL it
+  takes one transaction-scoped advisory lock first. So journal sequence numbers are allocated in
+  commit order, and a reader can never see seq N+1 committed while N is still in flight; and a
+  sync computes its difference against a state no other writer can change under it.
+* Reads on SQLite run inside an explicit BEGIN, so all statements of one `read()` see one
+  snapshot (pysqlite would otherwise run each SELECT in autocommit). `snapshot()` gives the
+  same guarantee on PostgreSQL (REPEATABLE READ).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import secrets
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, update
 
 __all__ = ["Connection", "Store", "StoreError", "as_utc", "utcnow"]
 from sqlalchemy.engine import make_url
@@ -43,13 +53,26 @@ def _normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# Any constant works; it only has to differ from locks other software takes on the database.
+WRITE_LOCK_KEY = 0x64697273796E63  # "dirsync"
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # Take transaction control away from pysqlite; `_sqlite_begin` issues BEGIN itself.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("dirsync_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 class Store:
@@ -65,6 +88,7 @@ class Store:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,11 +105,25 @@ class Store:
                 yield conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One transaction; committed when the block ends without an exception."""
+    def snapshot(self) -> Iterator[Connection]:
+        """Reads that must all see one committed state (the event feed)."""
         with self._translate():
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                if not self.is_sqlite:
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One serialised transaction; committed when the block ends without an exception."""
+        with self._translate():
+            with self.engine.connect() as conn:
+                conn.execution_options(dirsync_write=True)
+                with conn.begin():
+                    if not self.is_sqlite:
+                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+                    yield conn
 
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
@@ -103,11 +141,24 @@ class Store:
                     f"the store at {self.safe_url} has schema version {found}, newer than this "
                     f"dirsync ({SCHEMA_VERSION}); upgrade dirsync"
                 )
+            if found == 1:
+                # Version 1 had a placeholder journal that nothing wrote; version 2 redesigned it.
+                conn.exec_driver_sql("DROP TABLE journal")
             metadata.create_all(conn)
             if found is None:
                 conn.execute(schema_info.insert().values(name="version", value=str(SCHEMA_VERSION)))
+            elif found < SCHEMA_VERSION:
+                conn.execute(
+                    update(schema_info)
+                    .where(schema_info.c.name == "version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
+            if conn.execute(select(schema_info.c.value).where(schema_info.c.name == "epoch")).first() is None:
+                # Tokens carry the epoch, so a client's token from another store is never valid here.
+                conn.execute(schema_info.insert().values(name="epoch", value=str(secrets.randbits(63))))
+            if found is None:
                 return "created"
-            return "up to date"
+            return "up to date" if found == SCHEMA_VERSION else f"upgraded from schema version {found}"
 
     def check_schema(self) -> None:
         """Fail with a clear message unless `dirsync init` has been run on this store."""

@@ -12,7 +12,7 @@ building a recursive CTE in SQLAlchemy costs several times what SQLite takes to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -115,6 +115,21 @@ def find_user_by_key(conn: Connection, key: str) -> Row[Any] | None:
 
 def find_group(conn: Connection, name: str) -> Row[Any] | None:
     return conn.execute(_FIND_GROUP, {"key": name_key(name)}).first()
+
+
+def users_by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Row[Any]]:
+    return _by_ids(conn, USER_COLUMNS, users.c.id, ids)
+
+
+def groups_by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Row[Any]]:
+    return _by_ids(conn, GROUP_COLUMNS, groups.c.id, ids)
+
+
+def _by_ids(conn: Connection, columns: Any, id_col: Any, ids: Sequence[int]) -> dict[int, Row[Any]]:
+    out: dict[int, Row[Any]] = {}
+    for i in range(0, len(ids), 900):
+        out.update((r.id, r) for r in conn.execute(select(*columns).where(id_col.in_(ids[i : i + 900]))))
+    return out
 
 
 def _attributes(conn: Connection, table: Any, owner: Any, ids: Iterable[int]) -> dict[int, dict]:

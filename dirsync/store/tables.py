@@ -9,7 +9,11 @@ Layout decisions:
   rename keeps the key.
 * `*_key` columns hold casefolded copies of searchable text, so that searches are
   case-insensitive for all of Unicode on both databases (SQLite's lower() is ASCII-only).
-* `journal` and `sync_runs` are laid out for the event feed and the LDAP mirror.
+* `journal` holds one row per change, written in the change's own transaction (see
+  dirsync/store/journal.py). Rows name store ids, not names, except `old_name`: the name an
+  entity had before an update or delete, which is the name a client still knows it by.
+* `schema_info` also holds the store's `epoch` (a random id chosen when the store is created,
+  part of every event token) and `journal_trimmed_through` (the highest trimmed seq).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -155,18 +159,22 @@ application_networks = Table(
     Column("network", String(64), primary_key=True),  # normalised CIDR, e.g. 10.0.0.0/8
 )
 
-# The event feed's journal: one row per change, written in the change's transaction.
+# The event feed's journal. seq is allocated in commit order because writes are serialised
+# (dirsync/store/db.py); AUTOINCREMENT keeps SQLite from reusing seqs after a trim.
 journal = Table(
     "journal",
     metadata,
     Column("seq", ID, primary_key=True, autoincrement=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("entity", String(32), nullable=False),
-    Column("operation", String(16), nullable=False),
-    Column("subject_id", ID, nullable=False),
-    Column("object_id", ID, nullable=True),
+    Column("kind", String(16), nullable=False),  # user | group | user_membership | group_membership
+    Column("operation", String(8), nullable=False),  # created | updated | deleted
+    Column("subject_id", ID, nullable=False),  # the entity, or the member (user or child group)
+    Column("parent_id", ID, nullable=True),  # memberships: the parent group
+    Column("old_name", NAME, nullable=True),  # entities: the name before an update or delete
+    Column("removed_attributes", Text, nullable=True),  # JSON list of attribute names
     sqlite_autoincrement=True,
 )
+Index("ix_journal_created_at", journal.c.created_at)
 
 # One row per sync of a directory (fixture load or LDAP round).
 sync_runs = Table(

@@ -161,14 +161,16 @@ def _write_attributes(conn: Connection, table: Table, owner_col: str, owner_id: 
 
 
 def write_users(conn: Connection, directory_id: int, changes: EntityChanges[User],
-                stored: dict[int, User]) -> None:
-    _write_entities(conn, users, directory_id, changes, stored, _user_values,
+                stored: dict[int, User]) -> list[int]:
+    """Returns the new users' ids, in the order of `changes.added`."""
+    return _write_entities(conn, users, directory_id, changes, stored, _user_values,
                     user_attributes, "user_id")
 
 
 def write_groups(conn: Connection, directory_id: int, changes: EntityChanges[Group],
-                 stored: dict[int, Group]) -> None:
-    _write_entities(conn, groups, directory_id, changes, stored, _group_values,
+                 stored: dict[int, Group]) -> list[int]:
+    """Returns the new groups' ids, in the order of `changes.added`."""
+    return _write_entities(conn, groups, directory_id, changes, stored, _group_values,
                     group_attributes, "group_id")
 
 
@@ -181,16 +183,19 @@ def _write_entities(
     values_of: Any,
     attr_table: Table,
     attr_owner: str,
-) -> None:
+) -> list[int]:
     now = utcnow()
+    new_ids: list[int] = []
     if changes.removed:
         for i in range(0, len(changes.removed), 900):
             conn.execute(delete(table).where(table.c.id.in_(changes.removed[i : i + 900])))
     # Renames may swap names (a->b, b->a); park renamed rows on unique placeholders first so
-    # the unique index on name_key never sees two rows with one name mid-transaction.
+    # the unique index on name_key never sees two rows with one name mid-transaction. A
+    # placeholder holds upper-case letters, which no casefolded name key can, and no NUL,
+    # which PostgreSQL text refuses.
     renamed = [(i, e) for i, e in changes.updated if name_key(e.name) != name_key(stored[i].name)]
     for store_id, _ in renamed:
-        conn.execute(update(table).where(table.c.id == store_id).values(name_key=f"\x00{store_id}"))
+        conn.execute(update(table).where(table.c.id == store_id).values(name_key=f"RENAMING {store_id}"))
     for store_id, entity in changes.updated:
         values = values_of(entity)
         if table is users:
@@ -211,7 +216,9 @@ def _write_entities(
                 **values,
             )
         ).inserted_primary_key[0]
+        new_ids.append(int(new_id))
         _write_attributes(conn, attr_table, attr_owner, new_id, entity.attributes, False)
+    return new_ids
 
 
 def user_ids_by_key(conn: Connection, directory_id: int) -> dict[str, int]:
@@ -228,8 +235,11 @@ def _ids_by_key(conn: Connection, table: Table, directory_id: int) -> dict[str, 
     )
 
 
+Pairs = list[tuple[int, int]]
+
+
 def sync_user_memberships(conn: Connection, directory_id: int,
-                          wanted: set[tuple[int, int]]) -> tuple[int, int]:
+                          wanted: set[tuple[int, int]]) -> tuple[Pairs, Pairs]:
     """Make the directory's (group id, user id) pairs equal `wanted`; (added, removed)."""
     in_directory = select(groups.c.id).where(groups.c.directory_id == directory_id)
     return _sync_pairs(conn, user_memberships, "group_id", "user_id",
@@ -237,7 +247,7 @@ def sync_user_memberships(conn: Connection, directory_id: int,
 
 
 def sync_group_memberships(conn: Connection, directory_id: int,
-                           wanted: set[tuple[int, int]]) -> tuple[int, int]:
+                           wanted: set[tuple[int, int]]) -> tuple[Pairs, Pairs]:
     """Make the directory's (parent id, child id) pairs equal `wanted`; (added, removed)."""
     in_directory = select(groups.c.id).where(groups.c.directory_id == directory_id)
     return _sync_pairs(conn, group_memberships, "parent_id", "child_id",
@@ -245,7 +255,7 @@ def sync_group_memberships(conn: Connection, directory_id: int,
 
 
 def _sync_pairs(conn: Connection, table: Table, a: str, b: str, scope: Any,
-                wanted: set[tuple[int, int]]) -> tuple[int, int]:
+                wanted: set[tuple[int, int]]) -> tuple[Pairs, Pairs]:
     current = {(x, y) for x, y in conn.execute(select(table.c[a], table.c[b]).where(scope))}
     add = sorted(wanted - current)
     remove = sorted(current - wanted)
@@ -253,4 +263,4 @@ def _sync_pairs(conn: Connection, table: Table, a: str, b: str, scope: Any,
         conn.execute(delete(table).where(tuple_(table.c[a], table.c[b]).in_(remove[i : i + 400])))
     if add:
         conn.execute(insert(table), [{a: x, b: y} for x, y in add])
-    return len(add), len(remove)
+    return add, remove

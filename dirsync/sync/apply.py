@@ -2,15 +2,21 @@
 
 Only the difference is written: reloading the same snapshot writes nothing. Names stay unique
 across the store; a name owned by another directory is refused before anything is written.
+Every change is journalled in the same transaction, for the event feed (dirsync/events.py):
+no change without its journal row, no row without its change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dirsync.model import Snapshot
+from dataclasses import replace as _replace
+from typing import Any
+
+from dirsync import events as ev
+from dirsync.model import EntityChanges, Group, Snapshot, User
 from dirsync.names import name_key
-from dirsync.store import writes
+from dirsync.store import journal, writes
 from dirsync.store.db import Connection
 from dirsync.sync.diff import diff_entities
 
@@ -38,6 +44,25 @@ class ApplyCounts:
         )
 
 
+def _visible(entity: Any) -> Any:
+    """What a Crowd client sees of an entity: a change elsewhere (a password hash, a DN) is
+    stored but not announced."""
+    if isinstance(entity, User):
+        return _replace(entity, password=None, dn=None)
+    return _replace(entity, dn=None)
+
+
+def _journal_entities(conn: Connection, kind: str, changes: EntityChanges[Any],
+                      stored: dict[int, User] | dict[int, Group], new_ids: list[int]) -> None:
+    journal.record_entities(conn, kind, ev.DELETED, [(i, stored[i].name, ()) for i in changes.removed])
+    journal.record_entities(conn, kind, ev.UPDATED, [
+        (i, stored[i].name, set(stored[i].attributes) - set(entity.attributes))
+        for i, entity in changes.updated
+        if _visible(entity) != _visible(stored[i])
+    ])
+    journal.record_entities(conn, kind, ev.CREATED, [(i, None, ()) for i in new_ids])
+
+
 def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> ApplyCounts:
     writes.check_user_names(conn, directory_id, (name_key(u.name) for u in snapshot.users))
     writes.check_group_names(conn, directory_id, (name_key(g.name) for g in snapshot.groups))
@@ -46,8 +71,10 @@ def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> A
     stored_groups = writes.stored_groups(conn, directory_id)
     user_changes = diff_entities(stored_users, snapshot.users)
     group_changes = diff_entities(stored_groups, snapshot.groups)
-    writes.write_users(conn, directory_id, user_changes, stored_users)
-    writes.write_groups(conn, directory_id, group_changes, stored_groups)
+    new_users = writes.write_users(conn, directory_id, user_changes, stored_users)
+    new_groups = writes.write_groups(conn, directory_id, group_changes, stored_groups)
+    _journal_entities(conn, ev.USER, user_changes, stored_users, new_users)
+    _journal_entities(conn, ev.GROUP, group_changes, stored_groups, new_groups)
 
     user_ids = writes.user_ids_by_key(conn, directory_id)
     group_ids = writes.group_ids_by_key(conn, directory_id)
@@ -57,6 +84,11 @@ def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> A
     gm_added, gm_removed = writes.sync_group_memberships(
         conn, directory_id, {(group_ids[p], group_ids[c]) for p, c in snapshot.group_memberships}
     )
+    # Journal pairs are (member, parent group).
+    journal.record_pairs(conn, ev.USER_MEMBERSHIP, ev.CREATED, [(u, g) for g, u in um_added])
+    journal.record_pairs(conn, ev.USER_MEMBERSHIP, ev.DELETED, [(u, g) for g, u in um_removed])
+    journal.record_pairs(conn, ev.GROUP_MEMBERSHIP, ev.CREATED, [(c, p) for p, c in gm_added])
+    journal.record_pairs(conn, ev.GROUP_MEMBERSHIP, ev.DELETED, [(c, p) for p, c in gm_removed])
     return ApplyCounts(
         users_added=len(user_changes.added),
         users_updated=len(user_changes.updated),
@@ -64,6 +96,6 @@ def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> A
         groups_added=len(group_changes.added),
         groups_updated=len(group_changes.updated),
         groups_removed=len(group_changes.removed),
-        memberships_added=um_added + gm_added,
-        memberships_removed=um_removed + gm_removed,
+        memberships_added=len(um_added) + len(gm_added),
+        memberships_removed=len(um_removed) + len(gm_removed),
     )

@@ -1,0 +1,40 @@
+"""Background jobs of a serving process: the only place APScheduler is imported.
+
+Every worker process runs its own scheduler (gunicorn forks workers, and a scheduler's threads
+do not survive a fork). The jobs are safe to run from several processes and replicas at once:
+trimming takes the store's write lock and is idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from dirsync import feed
+from dirsync.settings import Settings
+from dirsync.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+def trim_events(settings: Settings, store: Store) -> None:
+    try:
+        feed.trim(store, days=settings.events_retention_days, keep=settings.events_retention_count)
+    except Exception:  # a job that raises is only logged by APScheduler; say what failed
+        log.exception("trimming the event journal failed; it will be retried")
+
+
+def start(settings: Settings, store: Store, *, first_run_in: float | None = None) -> BackgroundScheduler:
+    interval = settings.events_trim_interval_seconds
+    scheduler = BackgroundScheduler(daemon=True, timezone=dt.timezone.utc)
+    # Spread the workers' runs so they do not all queue on the write lock at once.
+    delay = interval if first_run_in is None else first_run_in
+    scheduler.add_job(
+        trim_events, "interval", seconds=interval, args=(settings, store), id="trim-events",
+        max_instances=1, coalesce=True, jitter=max(1, interval // 10),
+        next_run_time=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=delay),
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,166 @@
+"""The change journal: written in each change's transaction, read by the event feed, trimmed.
+
+Writers call `record_*` inside `Store.write()`, whose serialisation makes seq order commit order.
+Readers use `Store.snapshot()`, so the rows they see and the entities they render agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+
+from dirsync.events import GROUP_MEMBERSHIP, USER, USER_MEMBERSHIP, JournalRow, Pair
+from dirsync.store.db import as_utc, utcnow
+from dirsync.store.tables import group_memberships, groups, journal, schema_info, user_memberships, users
+
+TRIMMED = "journal_trimmed_through"
+BATCH = 5000
+
+
+def record_entities(conn: Connection, kind: str, operation: str,
+                    items: Sequence[tuple[int, str | None, Iterable[str]]]) -> None:
+    """items: (entity id, name before the change or None, attribute names removed)."""
+    now = utcnow()
+    rows = [
+        {
+            "created_at": now, "kind": kind, "operation": operation, "subject_id": entity_id,
+            "parent_id": None, "old_name": old_name,
+            "removed_attributes": json.dumps(sorted(removed)) if removed else None,
+        }
+        for entity_id, old_name, removed in items
+    ]
+    _insert(conn, rows)
+
+
+def record_pairs(conn: Connection, kind: str, operation: str, pairs: Sequence[tuple[int, int]]) -> None:
+    """pairs: (child id, parent group id); kind USER_MEMBERSHIP or GROUP_MEMBERSHIP."""
+    now = utcnow()
+    _insert(conn, [
+        {"created_at": now, "kind": kind, "operation": operation, "subject_id": child,
+         "parent_id": parent, "old_name": None, "removed_attributes": None}
+        for child, parent in pairs
+    ])
+
+
+def _insert(conn: Connection, rows: list[dict]) -> None:
+    for i in range(0, len(rows), BATCH):
+        conn.execute(insert(journal), rows[i : i + BATCH])
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def epoch(conn: Connection) -> str:
+    value = conn.execute(select(schema_info.c.value).where(schema_info.c.name == "epoch")).scalar()
+    if value is None:
+        raise LookupError("the store has no epoch; run `dirsync init`")
+    return str(value)
+
+
+def trimmed_through(conn: Connection) -> int:
+    value = conn.execute(select(schema_info.c.value).where(schema_info.c.name == TRIMMED)).scalar()
+    return int(value) if value is not None else 0
+
+
+def head(conn: Connection) -> int:
+    """The newest seq a token can name: the last row, or the trim mark if nothing is left."""
+    newest = conn.execute(select(func.max(journal.c.seq))).scalar()
+    return max(int(newest or 0), trimmed_through(conn))
+
+
+def rows_after(conn: Connection, seq: int, limit: int) -> list[JournalRow]:
+    """At most `limit` rows after `seq`, in seq order."""
+    result = conn.execute(
+        select(journal.c.seq, journal.c.kind, journal.c.operation, journal.c.subject_id,
+               journal.c.parent_id, journal.c.old_name, journal.c.removed_attributes)
+        .where(journal.c.seq > seq)
+        .order_by(journal.c.seq)
+        .limit(limit)
+    )
+    return [
+        JournalRow(r.seq, r.kind, r.operation, r.subject_id, r.parent_id, r.old_name,
+                   tuple(json.loads(r.removed_attributes)) if r.removed_attributes else ())
+        for r in result
+    ]
+
+
+def current_names(conn: Connection, kind: str, ids: Sequence[int]) -> dict[int, str]:
+    table = users if kind == USER else groups
+    out: dict[int, str] = {}
+    for i in range(0, len(ids), 900):
+        out.update(conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids[i : i + 900]))).all())
+    return out
+
+
+def _pair_table(kind: str) -> tuple:
+    if kind == USER_MEMBERSHIP:
+        return user_memberships, user_memberships.c.user_id, user_memberships.c.group_id
+    return group_memberships, group_memberships.c.child_id, group_memberships.c.parent_id
+
+
+def present_pairs(conn: Connection, pairs: Iterable[Pair]) -> set[Pair]:
+    """Which of `pairs` exist now."""
+    by_kind: dict[str, list[tuple[int, int]]] = {}
+    for kind, child, parent in pairs:
+        by_kind.setdefault(kind, []).append((child, parent))
+    out: set[Pair] = set()
+    for kind, wanted in by_kind.items():
+        _, child_col, parent_col = _pair_table(kind)
+        for i in range(0, len(wanted), 400):
+            chunk = wanted[i : i + 400]
+            found = conn.execute(select(child_col, parent_col).where(tuple_(child_col, parent_col).in_(chunk)))
+            out.update((kind, c, p) for c, p in found)
+    return out
+
+
+def pairs_of_groups(conn: Connection, group_ids: Sequence[int]) -> set[Pair]:
+    """Every current membership with one of `group_ids` at either end."""
+    out: set[Pair] = set()
+    for i in range(0, len(group_ids), 900):
+        chunk = group_ids[i : i + 900]
+        out.update((USER_MEMBERSHIP, u, g) for u, g in conn.execute(
+            select(user_memberships.c.user_id, user_memberships.c.group_id)
+            .where(user_memberships.c.group_id.in_(chunk))))
+        out.update((GROUP_MEMBERSHIP, c, p) for c, p in conn.execute(
+            select(group_memberships.c.child_id, group_memberships.c.parent_id)
+            .where(group_memberships.c.parent_id.in_(chunk) | group_memberships.c.child_id.in_(chunk))))
+    return out
+
+
+def summary(conn: Connection) -> tuple[int, dt.datetime | None]:
+    """(number of rows, time of the oldest)."""
+    count, oldest = conn.execute(select(func.count(), func.min(journal.c.created_at))).one()
+    return int(count), (as_utc(oldest) if oldest is not None else None)
+
+
+# --- trimming --------------------------------------------------------------------------------
+
+
+def trim_point(conn: Connection, older_than: dt.datetime, keep: int) -> int:
+    """The highest seq that may go: older than the cutoff and not among the newest `keep`."""
+    # The newest `keep` rows stay; seq has gaps (rolled-back transactions), so count rows.
+    limit = conn.execute(
+        select(journal.c.seq).order_by(journal.c.seq.desc()).offset(keep).limit(1)
+    ).scalar()
+    if limit is None:
+        return trimmed_through(conn)
+    value = conn.execute(
+        select(func.max(journal.c.seq)).where(journal.c.created_at < older_than, journal.c.seq <= limit)
+    ).scalar()
+    return max(int(value or 0), trimmed_through(conn))
+
+
+def trim_through(conn: Connection, seq: int, batch: int) -> int:
+    """Delete at most `batch` rows up to `seq` and move the trim mark; rows deleted."""
+    last = conn.execute(
+        select(journal.c.seq).where(journal.c.seq <= seq).order_by(journal.c.seq).offset(batch - 1).limit(1)
+    ).scalar()
+    upto = seq if last is None else int(last)
+    deleted = conn.execute(delete(journal).where(journal.c.seq <= upto)).rowcount
+    mark = max(upto, trimmed_through(conn))
+    if conn.execute(update(schema_info).where(schema_info.c.name == TRIMMED).values(value=str(mark))).rowcount == 0:
+        conn.execute(insert(schema_info).values(name=TRIMMED, value=str(mark)))
+    return int(deleted or 0)
