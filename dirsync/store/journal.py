@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dirsync.events import GROUP_MEMBERSHIP, USER, USER_MEMBERSHIP, JournalRow, Pair
 from dirsync.store.db import as_utc, utcnow
@@ -103,16 +103,20 @@ def _pair_table(kind: str) -> tuple:
 
 def present_pairs(conn: Connection, pairs: Iterable[Pair]) -> set[Pair]:
     """Which of `pairs` exist now."""
-    by_kind: dict[str, list[tuple[int, int]]] = {}
+    wanted: dict[str, set[tuple[int, int]]] = {}
     for kind, child, parent in pairs:
-        by_kind.setdefault(kind, []).append((child, parent))
+        wanted.setdefault(kind, set()).add((child, parent))
     out: set[Pair] = set()
-    for kind, wanted in by_kind.items():
+    for kind, pairs_of_kind in wanted.items():
         _, child_col, parent_col = _pair_table(kind)
-        for i in range(0, len(wanted), 400):
-            chunk = wanted[i : i + 400]
-            found = conn.execute(select(child_col, parent_col).where(tuple_(child_col, parent_col).in_(chunk)))
-            out.update((kind, c, p) for c, p in found)
+        # By member id, which the (member, group) indexes serve; a row-value IN would make
+        # SQLite scan the whole membership table.
+        children = sorted({c for c, _ in pairs_of_kind})
+        for i in range(0, len(children), 900):
+            found = conn.execute(
+                select(child_col, parent_col).where(child_col.in_(children[i : i + 900]))
+            )
+            out.update((kind, c, p) for c, p in found if (c, p) in pairs_of_kind)
     return out
 
 
