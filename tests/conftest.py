@@ -24,6 +24,9 @@ from dirsync.store.db import Store
 # `tests.servers` would need `pythonpath = .`); keep one spelling so there is one module.
 from servers import LiveServer, MissingServer, PostgresServer, skip_or_fail
 
+# slapd fixtures (`slapd`, `ldap_tree`, `private_slapd`, `directory_config`) for every module.
+pytest_plugins = ["ldap_fixtures"]
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 

@@ -1,0 +1,582 @@
+"""Control of a private OpenLDAP slapd for the LDAP tests. The only place tests start slapd.
+
+* `SlapdServer` — a throwaway slapd with its own cn=config (built with `slapadd -n0` from LDIF
+  generated here) and back_mdb database in a temp dir, listening on 127.0.0.1 only: plain LDAP
+  (StartTLS capable) and, with `tls=True`, LDAPS on a second port. Overlays memberof, refint
+  and ppolicy are on, so memberOf, member renames and account locks behave as in production.
+  `stop()` shuts it down cleanly, `kill()` the way a crash would; `start()` brings the same
+  data back on the same ports, so URLs handed out earlier stay valid.
+* `make_ca` / `issue_certificate` — throwaway certificates made with the `openssl` CLI.
+* `parse_ldif` — just enough LDIF reading to look at what `ldapsearch` printed.
+
+Accounts in every server (constants below): the rootdn `cn=admin`; `cn=sync`, read-only by ACL
+and without size or time limits, as a real sync account should be; `cn=limited`, read-only
+and capped at LIMITED_SIZE entries per search, for "a partial read must abort" tests. The
+default password policy locks accounts whose pwdAccountLockedTime is set, and never locks
+anyone for failed binds (tests try wrong passwords on purpose).
+
+Data is loaded with the OpenLDAP command line tools (ldapmodify, ldapdelete, ...), never with
+ldap3: the harness must not share a library, or its bugs, with the code under test. This module
+must not import dirsync.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Iterable, Sequence
+
+from servers import MissingServer, ServerError, free_port
+
+SLAPD = "/usr/sbin/slapd"
+SLAPADD = "/usr/sbin/slapadd"
+CLIENT_TOOLS = ("ldapmodify", "ldapdelete", "ldapmodrdn", "ldapsearch", "ldapwhoami")
+SCHEMA_DIR = Path("/etc/ldap/schema")
+MODULE_DIR = Path("/usr/lib/ldap")
+# core, cosine, inetorgperson for people; nis for posixGroup/memberUid. ppolicy's schema is
+# built into the overlay since OpenLDAP 2.5.
+SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
+BASE_MODULES = ("back_mdb", "memberof", "refint", "ppolicy")
+
+SUFFIX = "dc=example,dc=com"
+ADMIN_DN = f"cn=admin,{SUFFIX}"
+ADMIN_PASSWORD = "admin-secret"
+SYNC_DN = f"cn=sync,{SUFFIX}"
+SYNC_PASSWORD = "sync-secret"
+LIMITED_DN = f"cn=limited,{SUFFIX}"
+LIMITED_PASSWORD = "limited-secret"
+LIMITED_SIZE = 3
+POLICY_DN = f"cn=default,ou=policies,{SUFFIX}"
+CONFIG_DN = "cn=config"  # rootdn of the cn=config database, for online config changes
+CONFIG_PASSWORD = "config-secret"
+# A pwdAccountLockedTime of this value locks an account until an administrator unlocks it.
+LOCKED_FOREVER = "000001010000Z"
+# Fixture seeds for the directory, in load order.
+FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "ldap"
+
+
+def _which(name: str, fallback: str | None = None) -> str:
+    found = shutil.which(name) or (fallback if fallback and os.access(fallback, os.X_OK) else None)
+    if not found:
+        raise MissingServer(
+            f"OpenLDAP's {name} is not installed; install it "
+            "(Debian: apt-get install slapd ldap-utils)"
+        )
+    return found
+
+
+def find_openldap() -> dict[str, str]:
+    """Paths of slapd, slapadd and the client tools; MissingServer when any is absent."""
+    tools = {"slapd": _which("slapd", SLAPD), "slapadd": _which("slapadd", SLAPADD)}
+    for name in CLIENT_TOOLS:
+        tools[name] = _which(name)
+    if not (MODULE_DIR / "back_mdb.so").exists():
+        raise MissingServer(f"slapd modules are not in {MODULE_DIR} (is slapd installed?)")
+    return tools
+
+
+# -- certificates ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    cert_file: Path
+    key_file: Path
+
+
+def _openssl(*args: str) -> None:
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise MissingServer("the openssl command is not installed; it makes the test certificates")
+    proc = subprocess.run([openssl, *args], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise ServerError(f"openssl {args[0]} failed: {proc.stderr.strip()}")
+
+
+def make_ca(directory: Path, name: str = "dirsync test CA") -> CertificateAuthority:
+    """A self-signed CA. EC keys: generating them takes milliseconds, RSA ones do not."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = name.replace(" ", "-")
+    cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return CertificateAuthority(cert, key)
+
+
+def issue_certificate(
+    ca: CertificateAuthority, directory: Path, names: Sequence[str] = ("127.0.0.1", "localhost"),
+    stem: str = "server",
+) -> tuple[Path, Path]:
+    """A server certificate signed by `ca` for `names` (IP addresses become IP SANs)."""
+    key, csr, cert = directory / f"{stem}.key", directory / f"{stem}.csr", directory / f"{stem}.pem"
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={names[0]}")
+    sans = ",".join(
+        f"IP:{n}" if n.replace(".", "").isdigit() or ":" in n else f"DNS:{n}" for n in names
+    )
+    ext = directory / f"{stem}.ext"
+    ext.write_text(
+        f"subjectAltName={sans}\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca.cert_file), "-CAkey", str(ca.key_file),
+             "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    return cert, key
+
+
+# -- LDIF ------------------------------------------------------------------------------------
+
+
+def parse_ldif(text: str) -> list[tuple[str, dict[str, list[str]]]]:
+    """(dn, {attribute: values}) per entry of `ldapsearch -LLL` output. Attribute names are
+    lower-cased; base64 values are decoded as UTF-8."""
+    entries: list[tuple[str, dict[str, list[str]]]] = []
+    for block in text.split("\n\n"):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if line.startswith(" ") and lines:
+                lines[-1] += line[1:]  # folded continuation
+            elif line and not line.startswith("#"):
+                lines.append(line)
+        if not lines:
+            continue
+        dn = ""
+        attrs: dict[str, list[str]] = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            if value.startswith(":"):
+                value = base64.b64decode(value[1:].strip()).decode("utf-8")
+            else:
+                value = value[1:] if value.startswith(" ") else value
+            if name.lower() == "dn":
+                dn = value
+            else:
+                attrs.setdefault(name.lower(), []).append(value)
+        entries.append((dn, attrs))
+    return entries
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+class SlapdServer:
+    """A private slapd for one test run (or one test, for tests that crash it).
+
+    `start()` builds the instance the first time (certificates, cn=config, base entries) and
+    then starts slapd and waits until the admin can bind. The server certificate is issued
+    for `cert_names` (IP addresses become IP SANs) by a CA of its own, `ca_file`. Extra
+    modules and cn=config LDIF can be passed for overlays a test needs (accesslog, syncprov);
+    they are added after the base database, or later with `modify_config`. Usable as a
+    context manager.
+    """
+
+    def __init__(
+        self,
+        *,
+        tls: bool = True,
+        cert_names: Sequence[str] = ("127.0.0.1", "localhost"),
+        startup_timeout: float = 15.0,
+        extra_modules: Iterable[str] = (),
+        extra_config: str = "",
+    ) -> None:
+        self.tools = find_openldap()
+        self.tls = tls
+        self.cert_names = tuple(cert_names)
+        self.startup_timeout = startup_timeout
+        self.extra_modules = tuple(extra_modules)
+        self.extra_config = extra_config
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.ldaps_port = 0
+        self.base_dir: Path | None = None
+        self.ca: CertificateAuthority | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"ldap://{self.host}:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        if not self.tls:
+            raise ServerError("this slapd was started without TLS")
+        return f"ldaps://{self.host}:{self.ldaps_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        if self.ca is None:
+            raise ServerError("this slapd has no TLS certificates")
+        return self.ca.cert_file
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def _base(self) -> Path:
+        if self.base_dir is None:
+            raise ServerError("slapd has not been started yet")
+        return self.base_dir
+
+    @property
+    def log_path(self) -> Path:
+        return self._base / "slapd.log"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> SlapdServer:
+        if self.running:
+            return self
+        if self.base_dir is None:
+            self._build()
+            # Only the first start may move to other ports: nobody holds a URL yet.
+            # free_port() releases the port before slapd binds it, so another process may
+            # take it in between; slapd then exits at once, and new ports are tried.
+            for attempt in range(3):
+                try:
+                    self._start_once()
+                    break
+                except ServerError:
+                    if attempt == 2:
+                        raise
+                    self._pick_ports()
+        else:
+            self._start_once()
+        return self
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM): slapd finishes what it is doing and closes its files."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """A crash (SIGKILL): connections are cut mid-answer."""
+        self._end(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def ensure_running(self) -> None:
+        """Start slapd again if a test stopped it and did not bring it back."""
+        if not self.running:
+            self.start()
+
+    def close(self) -> None:
+        """Stop slapd and delete its files. Safe to call more than once."""
+        atexit.unregister(self.close)
+        try:
+            self.kill()
+        finally:
+            if self.base_dir is not None:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
+                self.base_dir = None
+
+    def __enter__(self) -> SlapdServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- data ------------------------------------------------------------------------------
+    def load_ldif(self, source: str | Path, *, offline: bool = False) -> None:
+        """Load LDIF: a path, or LDIF text. Online (default) it goes through ldapmodify -a, so
+        overlays apply and change records (changetype: modify) work; offline it goes through
+        slapadd (the server must be stopped; overlays do not run, memberOf is not computed)."""
+        path = Path(source) if isinstance(source, Path) else None
+        text = path.read_text(encoding="utf-8") if path else str(source)
+        if offline:
+            if self.running:
+                raise ServerError("stop slapd before loading LDIF offline with slapadd")
+            self._run([self.tools["slapadd"], "-F", str(self._base / "slapd.d"), "-b", SUFFIX,
+                       "-q"], what="slapadd", stdin=text)
+            return
+        self.modify(text, add=True)
+
+    def load_fixture(self, name: str) -> None:
+        """Load fixtures/ldap/<name>.ldif online."""
+        self.load_ldif(FIXTURES_DIR / f"{name}.ldif")
+
+    def modify(self, ldif: str, *, add: bool = False) -> None:
+        """ldapmodify as the rootdn; `add=True` treats records without changetype as adds."""
+        argv = [self.tools["ldapmodify"], *self._client_args()]
+        if add:
+            argv.append("-a")
+        self._run(argv, what="ldapmodify", stdin=ldif)
+
+    def modify_config(self, ldif: str, *, add: bool = False) -> None:
+        """ldapmodify against cn=config (as its rootdn), e.g. to add an overlay or a database
+        such as accesslog to the running server."""
+        argv = [self.tools["ldapmodify"], *self._client_args(CONFIG_DN, CONFIG_PASSWORD)]
+        if add:
+            argv.append("-a")
+        self._run(argv, what="ldapmodify (cn=config)", stdin=ldif)
+
+    def modrdn(self, dn: str, new_rdn: str, new_superior: str | None = None) -> None:
+        """Rename (and with `new_superior`, move) an entry; the old RDN value is removed."""
+        argv = [self.tools["ldapmodrdn"], *self._client_args(), "-r"]
+        if new_superior:
+            argv += ["-s", new_superior]
+        self._run([*argv, dn, new_rdn], what="ldapmodrdn")
+
+    def delete(self, dn: str, *, recursive: bool = False) -> None:
+        # -M (ManageDsaIT): referral objects are deleted as entries, not followed.
+        argv = [self.tools["ldapdelete"], *self._client_args(), "-M"]
+        if recursive:
+            argv.append("-r")
+        self._run([*argv, dn], what="ldapdelete")
+
+    def search(
+        self, base: str, search_filter: str = "(objectClass=*)", attributes: Sequence[str] = (),
+        *, scope: str = "sub", bind_dn: str | None = ADMIN_DN, password: str = ADMIN_PASSWORD,
+        page_size: int = 0,
+    ) -> list[tuple[str, dict[str, list[str]]]]:
+        """ldapsearch (as the rootdn by default, anonymously with bind_dn=None, paged with
+        page_size); entries as parse_ldif returns them. A non-zero exit raises ServerError
+        naming the exit code, which is the LDAP result code."""
+        auth = self._client_args(bind_dn, password) if bind_dn else ["-x", "-H", self.url]
+        paging = ["-E", f"pr={page_size}/noprompt"] if page_size else []
+        out = self._run([self.tools["ldapsearch"], *auth, *paging, "-LLL", "-o",
+                         "ldif-wrap=no", "-b", base, "-s", scope, search_filter, *attributes],
+                        what="ldapsearch")
+        return parse_ldif(out)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except (OSError, ServerError):
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- internals -------------------------------------------------------------------------
+    def _client_args(self, dn: str = ADMIN_DN, password: str = ADMIN_PASSWORD) -> list[str]:
+        # -x simple bind; LDAPNOINIT in _run keeps ~/.ldaprc and /etc/ldap/ldap.conf out.
+        return ["-x", "-H", self.url, "-D", dn, "-w", password]
+
+    def _pick_ports(self) -> None:
+        self.port = free_port(self.host)
+        self.ldaps_port = free_port(self.host) if self.tls else 0
+        while self.tls and self.ldaps_port == self.port:
+            self.ldaps_port = free_port(self.host)
+
+    def _build(self) -> None:
+        base = Path(tempfile.mkdtemp(prefix="dirsync-slapd-"))
+        self.base_dir = base
+        atexit.register(self.close)  # no orphaned slapd if the run dies before teardown
+        (base / "slapd.d").mkdir()
+        (base / "data").mkdir()
+        if self.tls:
+            self.ca = make_ca(base / "tls")
+            issue_certificate(self.ca, base / "tls", self.cert_names)
+        self._pick_ports()
+        self._run([self.tools["slapadd"], "-n0", "-F", str(base / "slapd.d")], what="slapadd -n0",
+                  stdin=self._config_ldif())
+        self._run([self.tools["slapadd"], "-F", str(base / "slapd.d"), "-b", SUFFIX, "-q"],
+                  what="slapadd (base entries)", stdin=_BASE_ENTRIES)
+
+    def _config_ldif(self) -> str:
+        base = self._base
+        tls = ""
+        if self.tls:
+            tls = (f"olcTLSCACertificateFile: {self.ca_file}\n"
+                   f"olcTLSCertificateFile: {base / 'tls' / 'server.pem'}\n"
+                   f"olcTLSCertificateKeyFile: {base / 'tls' / 'server.key'}\n")
+        modules = "".join(f"olcModuleLoad: {m}\n" for m in (*BASE_MODULES, *self.extra_modules))
+        schemas = "".join(f"include: file://{SCHEMA_DIR / s}.ldif\n\n" for s in SCHEMAS)
+        return _CONFIG_TEMPLATE.format(
+            base=base, tls=tls, modules=modules, module_dir=MODULE_DIR, schemas=schemas,
+            suffix=SUFFIX, admin_dn=ADMIN_DN, admin_pw=ADMIN_PASSWORD, sync_dn=SYNC_DN,
+            limited_dn=LIMITED_DN, limited_size=LIMITED_SIZE, policy_dn=POLICY_DN,
+            config_dn=CONFIG_DN, config_pw=CONFIG_PASSWORD,
+        ) + self.extra_config
+
+    def _start_once(self) -> None:
+        urls = self.url + "/" + (f" {self.ldaps_url}/" if self.tls else "")
+        # -d keeps slapd in the foreground, so it is our child and its pid is ours to signal.
+        debug = os.environ.get("DIRSYNC_SLAPD_DEBUG", "0")
+        log = self.log_path.open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                [self.tools["slapd"], "-h", urls, "-F", str(self._base / "slapd.d"), "-d", debug],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd="/",
+            )
+        finally:
+            log.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """Ready when the admin can bind: listening alone is not enough, the database must be
+        open."""
+        deadline = time.monotonic() + self.startup_timeout
+        argv = [self.tools["ldapwhoami"], *self._client_args(), "-o", "nettimeout=2"]
+        last = ""
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                self._proc = None
+                raise ServerError(f"slapd exited while starting\n--- server log ---\n"
+                                  f"{self.log_tail()}")
+            proc = subprocess.run(argv, capture_output=True, text=True, env=_client_env(),
+                                  timeout=10)
+            if proc.returncode == 0:
+                return
+            last = proc.stderr.strip()
+            time.sleep(0.01)
+        self._end(signal.SIGKILL)
+        raise ServerError(f"slapd on {self.url} did not accept a bind within "
+                          f"{self.startup_timeout:.0f}s: {last}\n--- server log ---\n"
+                          f"{self.log_tail()}")
+
+    def _end(self, sig: signal.Signals) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=self.startup_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def _run(self, argv: list[str], *, what: str, stdin: str | None = None) -> str:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                              env=_client_env(), timeout=60, cwd="/")
+        if proc.returncode != 0:
+            raise ServerError(f"{what} failed (exit {proc.returncode}): "
+                              f"{proc.stderr.strip() or proc.stdout.strip()}")
+        return proc.stdout
+
+
+def _client_env() -> dict[str, str]:
+    # LDAPNOINIT: ignore ldap.conf and ~/.ldaprc, whose URI/BASE/TLS settings would otherwise
+    # redirect the tools; LDAP* variables of the caller likewise.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LDAP")}
+    env["LDAPNOINIT"] = "1"
+    return env
+
+
+# cn=config of every test server. ACLs: nobody reads passwords (binds still work); the sync
+# and limited accounts read everything else, users read their own entry, anonymous nothing.
+# Limits: the frontend keeps slapd's default 500 entries; cn=sync is unlimited; cn=limited is
+# capped in total, paged or not (size.prtotal defaults to the hard limit).
+_CONFIG_TEMPLATE = """\
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: {base}/slapd.pid
+olcArgsFile: {base}/slapd.args
+{tls}
+dn: cn=module{{0}},cn=config
+objectClass: olcModuleList
+cn: module{{0}}
+olcModulePath: {module_dir}
+{modules}
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+{schemas}\
+dn: olcDatabase={{-1}}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {{-1}}frontend
+
+dn: olcDatabase={{0}}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{0}}config
+olcRootDN: {config_dn}
+olcRootPW: {config_pw}
+
+dn: olcDatabase={{1}}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {{1}}mdb
+olcSuffix: {suffix}
+olcDbDirectory: {base}/data
+olcRootDN: {admin_dn}
+olcRootPW: {admin_pw}
+olcDbNoSync: TRUE
+olcDbMaxSize: 1073741824
+olcDbIndex: objectClass eq
+olcDbIndex: entryUUID eq
+olcDbIndex: entryCSN eq
+olcDbIndex: uid eq
+olcDbIndex: cn eq
+olcDbIndex: member eq
+olcDbIndex: uniqueMember eq
+olcDbIndex: memberUid eq
+olcLimits: {{0}}dn.exact="{sync_dn}" size=unlimited time=unlimited
+olcLimits: {{1}}dn.exact="{limited_dn}" size.soft={limited_size} size.hard={limited_size}
+olcAccess: {{0}}to attrs=userPassword by self =xw by anonymous auth by * none
+olcAccess: {{1}}to * by dn.exact="{sync_dn}" read by dn.exact="{limited_dn}" read
+  by self read by * none
+
+dn: olcOverlay={{0}}memberof,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: {{0}}memberof
+olcMemberOfRefInt: TRUE
+
+dn: olcOverlay={{1}}refint,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcRefintConfig
+olcOverlay: {{1}}refint
+olcRefintAttribute: member
+olcRefintAttribute: uniqueMember
+
+dn: olcOverlay={{2}}ppolicy,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: {{2}}ppolicy
+olcPPolicyDefault: {policy_dn}
+
+"""
+
+# The suffix, the service accounts and the password policy: what the config above refers to.
+_BASE_ENTRIES = f"""\
+dn: {SUFFIX}
+objectClass: dcObject
+objectClass: organization
+o: Example Corp
+dc: example
+
+dn: {SYNC_DN}
+objectClass: applicationProcess
+objectClass: simpleSecurityObject
+cn: sync
+userPassword: {SYNC_PASSWORD}
+
+dn: {LIMITED_DN}
+objectClass: applicationProcess
+objectClass: simpleSecurityObject
+cn: limited
+userPassword: {LIMITED_PASSWORD}
+
+dn: ou=policies,{SUFFIX}
+objectClass: organizationalUnit
+ou: policies
+
+dn: {POLICY_DN}
+objectClass: organizationalRole
+objectClass: pwdPolicy
+cn: default
+pwdAttribute: userPassword
+pwdLockout: TRUE
+pwdMaxFailure: 0
+"""
