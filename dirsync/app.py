@@ -8,7 +8,7 @@ those in PUBLIC_ENDPOINTS requires an application, and so does a request that ma
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -24,6 +24,8 @@ from dirsync.crowd.auth import (
     AuthFailure,
     Throttled,
 )
+from dirsync.ldap.config import DirectoryConfig
+from dirsync.names import name_key
 from dirsync.settings import Settings
 from dirsync.store.db import Store
 
@@ -37,6 +39,8 @@ class Services:
     settings: Settings
     store: Store
     authenticator: ApplicationAuthenticator
+    # configured LDAP directories by name key, for login by bind
+    directories: dict[str, DirectoryConfig] = field(default_factory=dict)
 
 
 def _text(body: str, status: int, **headers: str) -> Response:
@@ -47,7 +51,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app = Flask("dirsync")
     # One connection per thread, plus one for a streamed response still being written.
     store = store or Store(settings.database_url, pool_size=settings.server_threads + 1)
-    services = Services(settings, store, ApplicationAuthenticator(store, settings))
+    services = Services(settings, store, ApplicationAuthenticator(store, settings),
+                        {name_key(d.name): d for d in settings.directories})
     app.extensions["dirsync"] = services
     app.config["MAX_CONTENT_LENGTH"] = settings.server_max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

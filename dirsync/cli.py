@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,6 +16,8 @@ import click
 
 from dirsync import feed, netacl, passwords
 from dirsync.errors import DirsyncError
+from dirsync.ldap.config import DirectoryConfig
+from dirsync.names import name_key
 from dirsync.settings import Settings, load_settings
 from dirsync.store import apps as store_apps
 from dirsync.store.db import Store
@@ -225,6 +228,125 @@ def app_passwd(ctx: _Context, name: str, password_stdin: bool) -> None:
 
 
 # --- serving ---------------------------------------------------------------------------------
+
+
+# --- LDAP directories ------------------------------------------------------------------------
+
+
+class _Progress:
+    """Phase, entries read and rate on stderr: rewritten in place on a terminal, a line every
+    few seconds otherwise (logs, CI)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.phase = ""
+        self.phase_started = self.last_shown = time.monotonic()
+
+    def __call__(self, phase: str, entries: int) -> None:
+        now = time.monotonic()
+        if phase != self.phase:
+            if self.phase and self.tty:
+                click.echo("", err=True)
+            self.phase, self.phase_started = phase, now
+        elif now - self.last_shown < (0.2 if self.tty else 5.0):
+            return
+        self.last_shown = now
+        elapsed = now - self.phase_started
+        rate = f", {entries / elapsed:,.0f}/s" if elapsed > 0.5 else ""
+        text = f"{phase}: {entries:,} entries{rate}"
+        if self.tty:
+            click.echo("\r" + text.ljust(60), err=True, nl=False)
+        else:
+            click.echo(text, err=True)
+
+    def done(self) -> None:
+        if self.tty and self.phase:
+            click.echo("", err=True)
+
+
+def _directory(settings: Settings, name: str) -> DirectoryConfig:
+    for config in settings.directories:
+        if name_key(config.name) == name_key(name):
+            return config
+    known = ", ".join(d.name for d in settings.directories) or "none are configured"
+    _fail(f"no directory named {name!r} in the configuration ({known})")
+
+
+@main.command("sync")
+@click.argument("name", required=False)
+@click.option("--full", is_flag=True, help="A full sync (the only kind so far).")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="Apply even if more than mass_delete_threshold of the users or groups go.")
+@pass_ctx
+def sync_command(ctx: _Context, name: str | None, full: bool, allow_mass_delete: bool) -> None:
+    """Sync one directory (NAME) or all of them now, with progress."""
+    from dirsync.sync.mirror import sync_directory
+
+    settings = ctx.settings
+    configs = [_directory(settings, name)] if name else list(settings.directories)
+    if not configs:
+        _fail("no [[directories]] in the configuration; nothing to sync")
+    order = [d.name for d in settings.directories]
+    failed = False
+    for config in configs:
+        progress = _Progress()
+        click.echo(f"syncing {config.name} ...", err=True)
+        result = sync_directory(ctx.store(), config, order, allow_mass_delete=allow_mass_delete,
+                                progress=progress)
+        progress.done()
+        click.echo(result.summary())
+        failed = failed or result.status != "ok"
+    if failed:
+        sys.exit(1)
+
+
+@main.command("status")
+@click.option("--history", "history", type=int, default=10, show_default=True,
+              help="How many recent runs to list.")
+@pass_ctx
+def status_command(ctx: _Context, history: int) -> None:
+    """Each directory's sync state and the recent sync history."""
+    from dirsync.store import runs
+    from dirsync.sync.mirror import directory_status
+
+    store = ctx.store()
+    for config in ctx.settings.directories:
+        click.echo(directory_status(store, config.name).describe())
+    with store.read() as conn:
+        recent = runs.history(conn, limit=history)
+    if recent:
+        click.echo("\nrecent runs (newest first):")
+    for run in recent:
+        counts = f"+{run.added} ~{run.updated} -{run.deleted}"
+        line = (f"  {run.started_at:%Y-%m-%d %H:%M:%S}Z  {run.directory:<16} {run.mode:<11} "
+                f"{run.status:<8} {counts}")
+        if run.finished_at is not None:
+            line += f"  {(run.finished_at - run.started_at).total_seconds():.1f}s"
+        click.echo(line)
+        if run.error:
+            click.echo(f"      error: {run.error}")
+        if run.notes:
+            click.echo(f"      notes: {run.notes}")
+
+
+@main.group("directory")
+def directory_group() -> None:
+    """LDAP directories in the configuration."""
+
+
+@directory_group.command("test")
+@click.argument("name")
+@pass_ctx
+def directory_test(ctx: _Context, name: str) -> None:
+    """Check connection, TLS, bind, base DNs and filters of directory NAME."""
+    from dirsync.ldap.probe import test_directory
+
+    results = test_directory(_directory(ctx.settings, name))
+    for result in results:
+        count = f" ({result.count:,} entries)" if result.count is not None else ""
+        click.echo(f"{result.status.upper():<7} {result.check}: {result.message}{count}")
+    if not all(r.ok for r in results):
+        sys.exit(1)
 
 
 @main.group()

@@ -19,8 +19,10 @@ from typing import Any, Callable, Mapping
 
 from dirsync import netacl
 from dirsync.errors import ConfigError
+from dirsync.ldap.config import DirectoryConfig, parse_directories
 
 DEFAULT_DATABASE_URL = "sqlite:///dirsync.db"
+DIRECTORIES = "directories"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -145,6 +147,8 @@ class Settings:
     events_max_journal_rows: int
     events_max_events: int
     log_level: str
+    # [[directories]]: the LDAP directories to mirror, in order (the first to claim a name wins)
+    directories: tuple[DirectoryConfig, ...] = ()
     source: str = "defaults"
 
 
@@ -152,7 +156,9 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in table.items():
         key = f"{prefix}{name}"
-        if isinstance(value, dict):
+        if key == DIRECTORIES:
+            out[key] = value  # an array of tables, validated as a whole by parse_directories
+        elif isinstance(value, dict):
             out.update(_flatten(value, key + "."))
         else:
             out[key] = value
@@ -178,11 +184,12 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
         source = str(path)
+    directories = parse_directories(raw.pop(DIRECTORIES, None), environ)
     known = {k.name for k in KEYS}
     for name in raw:
         if name not in known:
             raise ConfigError(
-                name, f"unknown key in {path}; known keys: {', '.join(sorted(known))}"
+                name, f"unknown key in {path}; known keys: {', '.join(sorted(known | {DIRECTORIES}))}"
             )
     values: dict[str, Any] = {}
     for key in KEYS:
@@ -196,4 +203,4 @@ def load_settings(
         values[key.name.replace(".", "_")] = (
             key.convert(where, value) if value is not key.default else value
         )
-    return Settings(**values, source=source)
+    return Settings(**values, directories=directories, source=source)

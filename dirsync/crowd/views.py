@@ -366,7 +366,8 @@ def post_authentication() -> Response:
     """Check a user's password; answers the full user when it is right."""
     name = _required("username")
     password = password_value(request.get_data(cache=False), request.content_type)
-    row = authenticate_user(_store(), name, password)
+    services = current_app.extensions["dirsync"]
+    row = authenticate_user(services.store, name, password, services.directories)
     with _store().read() as conn:
         return _user_entity(conn, row, _expand())
 

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, Integer, Row, Select, bindpara
 
 from dirsync.names import name_key
 from dirsync.store.tables import (
+    directories,
     ID,
     group_attributes,
     group_memberships,
@@ -95,10 +96,13 @@ def find_user(conn: Connection, name: str) -> Row[Any] | None:
 
 
 def find_user_with_password(conn: Connection, name: str) -> Row[Any] | None:
+    """The user with what a login needs: the password hash, or the DN and the directory to
+    bind to."""
     return conn.execute(
-        select(*USER_COLUMNS, users.c.password_hash, users.c.dn).where(
-            users.c.name_key == name_key(name)
-        )
+        select(*USER_COLUMNS, users.c.password_hash, users.c.dn,
+               directories.c.name.label("directory"), directories.c.kind.label("directory_kind"))
+        .join(directories, directories.c.id == users.c.directory_id)
+        .where(users.c.name_key == name_key(name))
     ).first()
 
 

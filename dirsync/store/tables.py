@@ -185,10 +185,14 @@ sync_runs = Table(
     Column("mode", String(16), nullable=False),  # full | incremental | fixtures
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
-    Column("status", String(16), nullable=False),  # running | ok | failed | refused
+    Column("status", String(16), nullable=False),  # ok | failed | refused
     Column("added", Integer, nullable=False, default=0),
     Column("updated", Integer, nullable=False, default=0),
     Column("deleted", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),
+    # What the operator should know about a run that worked: name conflicts, members outside
+    # the configured scope, entries skipped.
+    Column("notes", Text, nullable=True),
     sqlite_autoincrement=True,
 )
+Index("ix_sync_runs_directory", sync_runs.c.directory_id, sync_runs.c.id)

@@ -147,6 +147,29 @@ def _check_names(conn: Connection, table: Table, directory_id: int, keys: Iterab
             )
 
 
+def name_holders(conn: Connection, kind: str, directory_id: int,
+                 keys: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+    """Which of `keys` other directories hold: name key -> (id, name, directory name)."""
+    table = users if kind == "user" else groups
+    keys = list(keys)
+    out: dict[str, tuple[int, str, str]] = {}
+    for i in range(0, len(keys), 900):
+        for row in conn.execute(
+            select(table.c.name_key, table.c.id, table.c.name, directories.c.name.label("directory"))
+            .join(directories, directories.c.id == table.c.directory_id)
+            .where(table.c.directory_id != directory_id, table.c.name_key.in_(keys[i : i + 900]))
+        ):
+            out[row.name_key] = (row.id, row.name, row.directory)
+    return out
+
+
+def delete_entities(conn: Connection, kind: str, ids: list[int]) -> None:
+    """Delete users or groups by id; their memberships go with them (ON DELETE CASCADE)."""
+    table = users if kind == "user" else groups
+    for i in range(0, len(ids), 900):
+        conn.execute(delete(table).where(table.c.id.in_(ids[i : i + 900])))
+
+
 def _write_attributes(conn: Connection, table: Table, owner_col: str, owner_id: int,
                       attributes: dict[str, tuple[str, ...]], replace_existing: bool) -> None:
     if replace_existing:

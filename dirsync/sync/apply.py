@@ -9,7 +9,6 @@ no change without its journal row, no row without its change.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from dataclasses import replace as _replace
 from typing import Any
 
@@ -63,18 +62,52 @@ def _journal_entities(conn: Connection, kind: str, changes: EntityChanges[Any],
     journal.record_entities(conn, kind, ev.CREATED, [(i, None, ()) for i in new_ids])
 
 
-def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> ApplyCounts:
+@dataclass
+class Plan:
+    """What applying a snapshot would change, computed before anything is written, so a
+    caller can refuse it (the mass-deletion guard) without touching the store."""
+
+    directory_id: int
+    snapshot: Snapshot
+    stored_users: dict[int, User]
+    stored_groups: dict[int, Group]
+    user_changes: EntityChanges[User]
+    group_changes: EntityChanges[Group]
+
+    def users_lost(self) -> int:
+        """Users this plan deletes or deactivates."""
+        return len(self.user_changes.removed) + sum(
+            1 for i, u in self.user_changes.updated if self.stored_users[i].active and not u.active
+        )
+
+    def groups_lost(self) -> int:
+        return len(self.group_changes.removed) + sum(
+            1 for i, g in self.group_changes.updated if self.stored_groups[i].active and not g.active
+        )
+
+
+def plan_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> Plan:
     writes.check_user_names(conn, directory_id, (name_key(u.name) for u in snapshot.users))
     writes.check_group_names(conn, directory_id, (name_key(g.name) for g in snapshot.groups))
-
     stored_users = writes.stored_users(conn, directory_id)
     stored_groups = writes.stored_groups(conn, directory_id)
-    user_changes = diff_entities(stored_users, snapshot.users)
-    group_changes = diff_entities(stored_groups, snapshot.groups)
-    new_users = writes.write_users(conn, directory_id, user_changes, stored_users)
-    new_groups = writes.write_groups(conn, directory_id, group_changes, stored_groups)
-    _journal_entities(conn, ev.USER, user_changes, stored_users, new_users)
-    _journal_entities(conn, ev.GROUP, group_changes, stored_groups, new_groups)
+    return Plan(
+        directory_id, snapshot, stored_users, stored_groups,
+        diff_entities(stored_users, snapshot.users), diff_entities(stored_groups, snapshot.groups),
+    )
+
+
+def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> ApplyCounts:
+    return apply_plan(conn, plan_snapshot(conn, directory_id, snapshot))
+
+
+def apply_plan(conn: Connection, plan: Plan) -> ApplyCounts:
+    directory_id, snapshot = plan.directory_id, plan.snapshot
+    user_changes, group_changes = plan.user_changes, plan.group_changes
+    new_users = writes.write_users(conn, directory_id, user_changes, plan.stored_users)
+    new_groups = writes.write_groups(conn, directory_id, group_changes, plan.stored_groups)
+    _journal_entities(conn, ev.USER, user_changes, plan.stored_users, new_users)
+    _journal_entities(conn, ev.GROUP, group_changes, plan.stored_groups, new_groups)
 
     user_ids = writes.user_ids_by_key(conn, directory_id)
     group_ids = writes.group_ids_by_key(conn, directory_id)

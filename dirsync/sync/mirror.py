@@ -1,0 +1,196 @@
+"""Mirroring one LDAP directory into the store: lock, read, guard, apply, record.
+
+The order is what keeps the store safe: the whole directory is read (or the read fails)
+before the store is touched; the difference is computed and checked against the
+mass-deletion guard before anything is written; then it is applied in one transaction with
+its journal rows. Any failure leaves the store serving the last good state, and the run is
+recorded so `dirsync status` can say "stale since ..., because ...".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from dirsync import events as ev
+from dirsync.errors import DirsyncError
+from dirsync.ldap.config import DirectoryConfig
+from dirsync.ldap.errors import LdapError
+from dirsync.ldap.read import read_directory
+from dirsync.model import Snapshot
+from dirsync.names import name_key
+from dirsync.store import journal, runs, writes
+from dirsync.store.db import Connection, Store, utcnow
+from dirsync.store.locks import directory_lock
+from dirsync.sync.apply import ApplyCounts, Plan, apply_plan, plan_snapshot
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]
+
+# Below this many losses the guard stays quiet whatever the share: in a directory of twenty
+# people, two leavers on one day are 10 % and perfectly normal.
+MASS_DELETE_FLOOR = 10
+
+
+class MassDeletion(DirsyncError):
+    """A sync would delete or deactivate more than the configured share of a directory."""
+
+
+@dataclass
+class SyncResult:
+    directory: str
+    status: str  # ok | failed | refused | busy
+    mode: str = "full"
+    counts: ApplyCounts | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.status == "ok" and self.counts is not None:
+            text = f"{self.directory}: {self.mode} sync ok, {self.counts.summary()}"
+        else:
+            text = f"{self.directory}: {self.mode} sync {self.status}: {self.error}"
+        return text + "".join(f"\n  note: {n}" for n in self.notes)
+
+
+def _guard(plan: Plan, config: DirectoryConfig) -> None:
+    share = config.mass_delete_threshold
+    for what, lost, total in (
+        ("users", plan.users_lost(), len(plan.stored_users)),
+        ("groups", plan.groups_lost(), len(plan.stored_groups)),
+    ):
+        if lost > MASS_DELETE_FLOOR and lost > share * total:
+            raise MassDeletion(
+                f"refused: this sync would delete or deactivate {lost} of {total} {what} "
+                f"({lost / total:.0%}, more than the {share:.0%} allowed by "
+                f"mass_delete_threshold); if the directory really lost them, run "
+                f"`dirsync sync {config.name} --allow-mass-delete`"
+            )
+
+
+def _settle_names(conn: Connection, directory_id: int, config: DirectoryConfig,
+                  order: Sequence[str], snapshot: Snapshot) -> tuple[Snapshot, list[str]]:
+    """Names are unique across the store, and the first directory in the configuration that
+    claims a name owns it. Names held by an earlier (or unconfigured) directory are dropped
+    from this snapshot; names held by a later one are taken from it."""
+    rank = {name_key(n): i for i, n in enumerate(order)}
+    mine = rank.get(name_key(config.name), len(order))
+    notes: list[str] = []
+    dropped_users: set[str] = set()
+    dropped_groups: set[str] = set()
+    for kind, entities, dropped in (
+        (ev.USER, snapshot.users, dropped_users),
+        (ev.GROUP, snapshot.groups, dropped_groups),
+    ):
+        holders = writes.name_holders(conn, kind, directory_id, [name_key(e.name) for e in entities])
+        evict: list[tuple[int, str]] = []
+        for key, (entity_id, name, directory) in sorted(holders.items()):
+            if rank.get(name_key(directory), -1) > mine:
+                evict.append((entity_id, name))
+                notes.append(f"{kind} {name!r} also exists in directory {directory!r}; "
+                             f"{config.name!r} comes first and takes it")
+            else:
+                dropped.add(key)
+                notes.append(f"{kind} {name!r} also exists in directory {directory!r}, "
+                             f"which comes first; ignored here")
+        if evict:
+            writes.delete_entities(conn, kind, [i for i, _ in evict])
+            journal.record_entities(conn, kind, ev.DELETED, [(i, n, ()) for i, n in evict])
+    if not dropped_users and not dropped_groups:
+        return snapshot, notes
+    return replace(
+        snapshot,
+        users=[u for u in snapshot.users if name_key(u.name) not in dropped_users],
+        groups=[g for g in snapshot.groups if name_key(g.name) not in dropped_groups],
+        user_memberships={(g, u) for g, u in snapshot.user_memberships
+                          if g not in dropped_groups and u not in dropped_users},
+        group_memberships={(p, c) for p, c in snapshot.group_memberships
+                           if p not in dropped_groups and c not in dropped_groups},
+    ), notes
+
+
+def sync_directory(store: Store, config: DirectoryConfig, order: Sequence[str] = (), *,
+                   allow_mass_delete: bool = False, progress: Progress | None = None) -> SyncResult:
+    """One full sync of `config`'s directory; `order` is every configured directory's name,
+    in configuration order. Never raises for a directory problem: the result says."""
+    with directory_lock(store, config.name) as held:
+        if not held:
+            return SyncResult(config.name, "busy",
+                              error="another process is syncing this directory right now")
+        return _sync_locked(store, config, order or [config.name], allow_mass_delete, progress)
+
+
+def _record_failure(store: Store, config: DirectoryConfig, started: object, status: str,
+                    error: str) -> None:
+    with store.write() as conn:
+        directory_id = writes.ensure_directory(conn, config.name, "ldap")
+        runs.record_run(conn, directory_id, mode="full", started_at=started, status=status,
+                        error=error)
+
+
+def _sync_locked(store: Store, config: DirectoryConfig, order: Sequence[str],
+                 allow_mass_delete: bool, progress: Progress | None) -> SyncResult:
+    started = utcnow()
+    try:
+        read = read_directory(config, progress)
+    except LdapError as exc:
+        log.warning("sync of directory %r failed before the store was touched: %s", config.name, exc)
+        _record_failure(store, config, started, "failed", str(exc))
+        return SyncResult(config.name, "failed", error=str(exc))
+    notes = [read.diagnostics.summary()]
+    if progress:
+        progress("applying", len(read.snapshot.users) + len(read.snapshot.groups))
+    try:
+        with store.write() as conn:
+            directory_id = writes.ensure_directory(conn, config.name, "ldap")
+            snapshot, name_notes = _settle_names(conn, directory_id, config, order, read.snapshot)
+            notes += name_notes
+            plan = plan_snapshot(conn, directory_id, snapshot)
+            if not allow_mass_delete:
+                _guard(plan, config)
+            counts = apply_plan(conn, plan)
+            runs.record_run(
+                conn, directory_id, mode="full", started_at=started, status="ok",
+                added=counts.users_added + counts.groups_added + counts.memberships_added,
+                updated=counts.users_updated + counts.groups_updated,
+                deleted=counts.users_removed + counts.groups_removed + counts.memberships_removed,
+                notes="; ".join(notes),
+            )
+    except MassDeletion as exc:
+        log.error("sync of directory %r %s", config.name, exc)
+        _record_failure(store, config, started, "refused", str(exc))
+        return SyncResult(config.name, "refused", error=str(exc), notes=notes)
+    except DirsyncError as exc:
+        log.error("sync of directory %r failed, nothing was written: %s", config.name, exc)
+        _record_failure(store, config, started, "failed", str(exc))
+        return SyncResult(config.name, "failed", error=str(exc), notes=notes)
+    for note in name_notes:
+        log.warning("directory %r: %s", config.name, note)
+    log.info("directory %r synced in %.1f s: %s (%s)", config.name,
+             (utcnow() - started).total_seconds(), counts.summary(), notes[0])
+    return SyncResult(config.name, "ok", counts=counts, notes=notes)
+
+
+@dataclass
+class DirectoryStatus:
+    name: str
+    last_good: runs.Run | None
+    last: runs.Run | None
+
+    def describe(self) -> str:
+        if self.last is None:
+            return f"{self.name}: never synced"
+        good = self.last_good
+        if self.last.status == "ok" and good is not None:
+            return (f"{self.name}: up to date as of {good.finished_at:%Y-%m-%d %H:%M:%S}Z "
+                    f"({good.mode}, +{good.added} ~{good.updated} -{good.deleted})")
+        since = f"{good.finished_at:%Y-%m-%d %H:%M:%S}Z" if good and good.finished_at else "its first sync"
+        return f"{self.name}: stale since {since}, because {self.last.error}"
+
+
+def directory_status(store: Store, name: str) -> DirectoryStatus:
+    with store.read() as conn:
+        history = runs.history(conn, name, limit=1)
+        return DirectoryStatus(name, runs.last_good(conn, name), history[0] if history else None)
