@@ -81,3 +81,26 @@ def test_readme_documents_every_key() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     for key in KEYS:
         assert f"`{key.name}`" in readme, key.name
+
+
+def test_readme_documents_every_directory_key() -> None:
+    from dirsync.ldap.config import DIRECTORY_KEYS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for key, _default, _meaning in DIRECTORY_KEYS:
+        assert f"| `{key}` |" in readme, key
+
+
+def test_directories_come_from_the_file_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "dirsync.toml"
+    path.write_text(
+        '[[directories]]\nname = "b"\npreset = "openldap"\nurls = ["ldap://127.0.0.1:1"]\n'
+        'base_dn = "dc=b"\n\n'
+        '[[directories]]\nname = "a"\npreset = "389ds"\nurls = "ldap://127.0.0.1:2"\n'
+        'base_dn = "dc=a"\n'
+    )
+    settings = load_settings(path, environ={})
+    assert [d.name for d in settings.directories] == ["b", "a"]
+    path.write_text('[[directories]]\nname = "x"\npreset = "nope"\n')
+    with pytest.raises(ConfigError, match=r"directories\[0\]"):
+        load_settings(path, environ={})
