@@ -100,12 +100,12 @@ def fixtures() -> None:
     """Seed the store from fixture files (LDIF, YAML, JSON)."""
 
 
-def load_fixtures(store: Store, paths: list[str]) -> Any:
+def load_fixtures(store: Store, paths: list[str], settings: Settings) -> Any:
     from dirsync.fixtures import load_fixture_files
     from dirsync.sync.fixtures import apply_fixtures
 
     snapshot = load_fixture_files(paths)
-    return apply_fixtures(store, FIXTURE_DIRECTORY, snapshot)
+    return apply_fixtures(store, FIXTURE_DIRECTORY, snapshot, settings.events_max_journal_rows)
 
 
 @fixtures.command("load")
@@ -115,7 +115,7 @@ def fixtures_load(ctx: _Context, paths: tuple[str, ...]) -> None:
     """Load fixture files; only the difference to the store is applied.
 
     All files together form one directory: a user or group missing from them is removed."""
-    counts = load_fixtures(ctx.store(), list(paths))
+    counts = load_fixtures(ctx.store(), list(paths), ctx.settings)
     if counts.total:
         click.echo(f"applied: {counts.summary()}")
     else:
@@ -292,7 +292,7 @@ def sync_command(ctx: _Context, name: str | None, full: bool, allow_mass_delete:
         progress = _Progress()
         click.echo(f"syncing {config.name} ...", err=True)
         result = sync_directory(ctx.store(), config, order, allow_mass_delete=allow_mass_delete,
-                                progress=progress)
+                                progress=progress, journal_limit=settings.events_max_journal_rows)
         progress.done()
         click.echo(result.summary())
         failed = failed or result.status != "ok"
@@ -409,7 +409,7 @@ def demo(ctx: _Context, port: int | None, fixture_paths: tuple[str, ...]) -> Non
     paths = list(fixture_paths) or [str(DEMO_FIXTURE)]
     if not fixture_paths and not DEMO_FIXTURE.exists():
         _fail(f"the demo fixture {DEMO_FIXTURE} is missing; pass --fixture PATH")
-    counts = load_fixtures(store, paths)
+    counts = load_fixtures(store, paths, settings)
     password = passwords.generate_password()
     with store.write() as conn:
         if store_apps.find_application(conn, DEMO_APPLICATION) is not None:

@@ -65,7 +65,8 @@ def read_feed(store: Store, token: str, *, max_rows: int, max_events: int) -> Fe
             raise EventTokenExpired(f"Event token {token!r} is newer than this store's journal")
         if since < journal.trimmed_through(conn):
             raise EventTokenExpired(
-                f"Event token {token!r} is older than the retained events; a full synchronisation is needed"
+                f"Event token {token!r} is older than the retained events, or a bulk change "
+                "replaced them; a full synchronisation is needed"
             )
         rows = journal.rows_after(conn, since, max_rows + 1)
         if len(rows) > max_rows:
@@ -125,11 +126,14 @@ def trim(store: Store, *, days: int, keep: int, now: dt.datetime | None = None,
     deleted = 0
     with store.write() as conn:
         target = journal.trim_point(conn, cutoff, keep)
-        mark = journal.trimmed_through(conn)
-    while mark < target:
+        oldest = journal.oldest_row(conn)
+    # Rows below an earlier mark (a bulk change's reset) go too, though the mark need not move.
+    while oldest is not None and oldest <= target:
         with store.write() as conn:
             deleted += journal.trim_through(conn, target, batch)
-            mark = journal.trimmed_through(conn)
+            oldest = journal.oldest_row(conn)
+    with store.read() as conn:
+        mark = journal.trimmed_through(conn)
     if deleted:
         log.info("event journal trimmed: %d entries removed, tokens before %d now expire", deleted, mark)
     return TrimResult(deleted=deleted, trimmed_through=mark)

@@ -31,7 +31,8 @@ def trim_events(settings: Settings, store: Store) -> None:
 
 def sync_job(settings: Settings, store: Store, config: DirectoryConfig) -> None:
     try:
-        result = sync_directory(store, config, [d.name for d in settings.directories])
+        result = sync_directory(store, config, [d.name for d in settings.directories],
+                                journal_limit=settings.events_max_journal_rows)
     except Exception:
         log.exception("scheduled sync of directory %r failed unexpectedly", config.name)
         return

@@ -23,6 +23,8 @@ from dirsync.ldap.config import DirectoryConfig, parse_directories
 
 DEFAULT_DATABASE_URL = "sqlite:///dirsync.db"
 DIRECTORIES = "directories"
+# Also the size above which one change is journalled as a reset (dirsync/store/journal.py).
+MAX_JOURNAL_ROWS = 200_000
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -120,7 +122,7 @@ KEYS: tuple[Key, ...] = (
         "The newest this many journal entries are kept too, however old."),
     Key("events.trim_interval_seconds", 3600, _as_int(10, 86_400),
         "How often the scheduled job trims the journal to the retention above."),
-    Key("events.max_journal_rows", 200_000, _as_int(1, 100_000_000),
+    Key("events.max_journal_rows", MAX_JOURNAL_ROWS, _as_int(1, 100_000_000),
         "A token more journal entries behind than this gets EVENT_TOKEN_EXPIRED (full sync)."),
     Key("events.max_events", 20_000, _as_int(1, 10_000_000),
         "Largest event feed answered; a longer one gets EVENT_TOKEN_EXPIRED (full sync)."),

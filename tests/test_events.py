@@ -407,3 +407,27 @@ def test_events_cli_status_and_trim(api, settings, tmp_path) -> None:  # type: i
     assert trimmed.exit_code == 0, trimmed.output
     assert "removed" in trimmed.output
     assert "journal entries: 1" in runner.invoke(main, ["events", "status"], env=env).output
+
+
+def test_a_bulk_change_is_one_reset_that_expires_older_tokens(store, live_app) -> None:  # type: ignore[no-untyped-def]
+    from dirsync.sync.fixtures import apply_fixtures
+
+    seed(store)
+    add_app(store)
+    narrow = load_settings(environ={}, overrides={"database_url": store.url,
+                                                  "events.max_journal_rows": 50})
+    api = start_api(live_app, store, narrow)
+    client = CrowdCache(api.base, api.session)
+    client.full_sync()
+    before = feed.status(store).entries
+    snap = org()
+    snap.users += [User(f"bulk{i}") for i in range(60)]
+    apply_fixtures(store, "fixtures", snap, narrow.events_max_journal_rows)
+    assert feed.status(store).entries == before + 1  # one reset row, not sixty
+    assert not client.incremental(), "a token from before the bulk change must expire"
+    assert client.full_syncs == 2 and "bulk59" in client.state()["users"]
+    snap.users.append(User("after"))
+    apply_fixtures(store, "fixtures", snap, narrow.events_max_journal_rows)
+    assert client.incremental()  # the token taken after the reset works
+    assert "after" in client.state()["users"]
+    assert feed.trim(store, days=0, keep=1).deleted >= before  # rows under the mark go too

@@ -20,34 +20,60 @@ TRIMMED = "journal_trimmed_through"
 BATCH = 5000
 
 
+RESET = "reset"
+
+
+class Batch:
+    """The journal rows of one transaction, written together by `write`.
+
+    A change too big for any client to catch up with through the feed (more rows than the
+    feed will ever serve: events.max_journal_rows) is journalled as one `reset` row that
+    expires every older token, like a trim, instead of a million rows nobody can use. A first
+    load of a large directory is the usual case."""
+
+    def __init__(self) -> None:
+        self.entities: list[tuple[str, str, int, str | None, Iterable[str]]] = []
+        self.pairs: list[tuple[str, str, int, int]] = []
+
+    def __len__(self) -> int:
+        return len(self.entities) + len(self.pairs)
+
+    def entity(self, kind: str, operation: str,
+               items: Iterable[tuple[int, str | None, Iterable[str]]]) -> None:
+        """items: (entity id, name before the change or None, attribute names removed)."""
+        self.entities.extend((kind, operation, i, old, removed) for i, old, removed in items)
+
+    def pair(self, kind: str, operation: str, pairs: Iterable[tuple[int, int]]) -> None:
+        """pairs: (member id, parent group id); kind USER_MEMBERSHIP or GROUP_MEMBERSHIP."""
+        self.pairs.extend((kind, operation, child, parent) for child, parent in pairs)
+
+    def write(self, conn: Connection, limit: int) -> None:
+        now = utcnow()
+        if len(self) > limit:
+            seq = conn.execute(insert(journal).values(
+                created_at=now, kind=RESET, operation=RESET, subject_id=len(self),
+            )).inserted_primary_key[0]
+            _set_trimmed(conn, int(seq))
+            return
+        rows = [
+            {"created_at": now, "kind": kind, "operation": op, "subject_id": entity_id,
+             "parent_id": None, "old_name": old_name,
+             "removed_attributes": json.dumps(sorted(removed)) if removed else None}
+            for kind, op, entity_id, old_name, removed in self.entities
+        ] + [
+            {"created_at": now, "kind": kind, "operation": op, "subject_id": child,
+             "parent_id": parent, "old_name": None, "removed_attributes": None}
+            for kind, op, child, parent in self.pairs
+        ]
+        for i in range(0, len(rows), BATCH):
+            conn.execute(insert(journal), rows[i : i + BATCH])
+
+
 def record_entities(conn: Connection, kind: str, operation: str,
-                    items: Sequence[tuple[int, str | None, Iterable[str]]]) -> None:
-    """items: (entity id, name before the change or None, attribute names removed)."""
-    now = utcnow()
-    rows = [
-        {
-            "created_at": now, "kind": kind, "operation": operation, "subject_id": entity_id,
-            "parent_id": None, "old_name": old_name,
-            "removed_attributes": json.dumps(sorted(removed)) if removed else None,
-        }
-        for entity_id, old_name, removed in items
-    ]
-    _insert(conn, rows)
-
-
-def record_pairs(conn: Connection, kind: str, operation: str, pairs: Sequence[tuple[int, int]]) -> None:
-    """pairs: (child id, parent group id); kind USER_MEMBERSHIP or GROUP_MEMBERSHIP."""
-    now = utcnow()
-    _insert(conn, [
-        {"created_at": now, "kind": kind, "operation": operation, "subject_id": child,
-         "parent_id": parent, "old_name": None, "removed_attributes": None}
-        for child, parent in pairs
-    ])
-
-
-def _insert(conn: Connection, rows: list[dict]) -> None:
-    for i in range(0, len(rows), BATCH):
-        conn.execute(insert(journal), rows[i : i + BATCH])
+                    items: Sequence[tuple[int, str | None, Iterable[str]]], limit: int) -> None:
+    batch = Batch()
+    batch.entity(kind, operation, items)
+    batch.write(conn, limit)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -164,7 +190,15 @@ def trim_through(conn: Connection, seq: int, batch: int) -> int:
     ).scalar()
     upto = seq if last is None else int(last)
     deleted = conn.execute(delete(journal).where(journal.c.seq <= upto)).rowcount
-    mark = max(upto, trimmed_through(conn))
+    _set_trimmed(conn, max(upto, trimmed_through(conn)))
+    return int(deleted or 0)
+
+
+def oldest_row(conn: Connection) -> int | None:
+    value = conn.execute(select(func.min(journal.c.seq))).scalar()
+    return int(value) if value is not None else None
+
+
+def _set_trimmed(conn: Connection, mark: int) -> None:
     if conn.execute(update(schema_info).where(schema_info.c.name == TRIMMED).values(value=str(mark))).rowcount == 0:
         conn.execute(insert(schema_info).values(name=TRIMMED, value=str(mark)))
-    return int(deleted or 0)

@@ -15,6 +15,7 @@ from typing import Any
 from dirsync import events as ev
 from dirsync.model import EntityChanges, Group, Snapshot, User
 from dirsync.names import name_key
+from dirsync.settings import MAX_JOURNAL_ROWS
 from dirsync.store import journal, writes
 from dirsync.store.db import Connection
 from dirsync.sync.diff import diff_entities
@@ -51,15 +52,15 @@ def _visible(entity: Any) -> Any:
     return _replace(entity, dn=None)
 
 
-def _journal_entities(conn: Connection, kind: str, changes: EntityChanges[Any],
+def _journal_entities(batch: journal.Batch, kind: str, changes: EntityChanges[Any],
                       stored: dict[int, User] | dict[int, Group], new_ids: list[int]) -> None:
-    journal.record_entities(conn, kind, ev.DELETED, [(i, stored[i].name, ()) for i in changes.removed])
-    journal.record_entities(conn, kind, ev.UPDATED, [
+    batch.entity(kind, ev.DELETED, [(i, stored[i].name, ()) for i in changes.removed])
+    batch.entity(kind, ev.UPDATED, [
         (i, stored[i].name, set(stored[i].attributes) - set(entity.attributes))
         for i, entity in changes.updated
         if _visible(entity) != _visible(stored[i])
     ])
-    journal.record_entities(conn, kind, ev.CREATED, [(i, None, ()) for i in new_ids])
+    batch.entity(kind, ev.CREATED, [(i, None, ()) for i in new_ids])
 
 
 @dataclass
@@ -97,17 +98,20 @@ def plan_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> Pl
     )
 
 
-def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> ApplyCounts:
-    return apply_plan(conn, plan_snapshot(conn, directory_id, snapshot))
+def apply_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot,
+                   journal_limit: int = MAX_JOURNAL_ROWS) -> ApplyCounts:
+    return apply_plan(conn, plan_snapshot(conn, directory_id, snapshot), journal_limit)
 
 
-def apply_plan(conn: Connection, plan: Plan) -> ApplyCounts:
+def apply_plan(conn: Connection, plan: Plan, journal_limit: int = MAX_JOURNAL_ROWS) -> ApplyCounts:
+    """Write the plan and its journal rows; `journal_limit` is events.max_journal_rows."""
     directory_id, snapshot = plan.directory_id, plan.snapshot
     user_changes, group_changes = plan.user_changes, plan.group_changes
     new_users = writes.write_users(conn, directory_id, user_changes, plan.stored_users)
     new_groups = writes.write_groups(conn, directory_id, group_changes, plan.stored_groups)
-    _journal_entities(conn, ev.USER, user_changes, plan.stored_users, new_users)
-    _journal_entities(conn, ev.GROUP, group_changes, plan.stored_groups, new_groups)
+    batch = journal.Batch()
+    _journal_entities(batch, ev.USER, user_changes, plan.stored_users, new_users)
+    _journal_entities(batch, ev.GROUP, group_changes, plan.stored_groups, new_groups)
 
     user_ids = writes.user_ids_by_key(conn, directory_id)
     group_ids = writes.group_ids_by_key(conn, directory_id)
@@ -118,10 +122,11 @@ def apply_plan(conn: Connection, plan: Plan) -> ApplyCounts:
         conn, directory_id, {(group_ids[p], group_ids[c]) for p, c in snapshot.group_memberships}
     )
     # Journal pairs are (member, parent group).
-    journal.record_pairs(conn, ev.USER_MEMBERSHIP, ev.CREATED, [(u, g) for g, u in um_added])
-    journal.record_pairs(conn, ev.USER_MEMBERSHIP, ev.DELETED, [(u, g) for g, u in um_removed])
-    journal.record_pairs(conn, ev.GROUP_MEMBERSHIP, ev.CREATED, [(c, p) for p, c in gm_added])
-    journal.record_pairs(conn, ev.GROUP_MEMBERSHIP, ev.DELETED, [(c, p) for p, c in gm_removed])
+    batch.pair(ev.USER_MEMBERSHIP, ev.CREATED, [(u, g) for g, u in um_added])
+    batch.pair(ev.USER_MEMBERSHIP, ev.DELETED, [(u, g) for g, u in um_removed])
+    batch.pair(ev.GROUP_MEMBERSHIP, ev.CREATED, [(c, p) for p, c in gm_added])
+    batch.pair(ev.GROUP_MEMBERSHIP, ev.DELETED, [(c, p) for p, c in gm_removed])
+    batch.write(conn, journal_limit)
     return ApplyCounts(
         users_added=len(user_changes.added),
         users_updated=len(user_changes.updated),

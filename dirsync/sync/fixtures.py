@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from dirsync.model import Snapshot
+from dirsync.settings import MAX_JOURNAL_ROWS
 from dirsync.store.writes import ensure_directory
 from dirsync.sync.apply import ApplyCounts, apply_snapshot
 from dirsync.store.db import Store, utcnow
@@ -16,11 +17,12 @@ from dirsync.store.runs import record_run
 log = logging.getLogger(__name__)
 
 
-def apply_fixtures(store: Store, directory: str, snapshot: Snapshot) -> ApplyCounts:
+def apply_fixtures(store: Store, directory: str, snapshot: Snapshot,
+                   journal_limit: int = MAX_JOURNAL_ROWS) -> ApplyCounts:
     started = utcnow()
     with store.write() as conn:
         directory_id = ensure_directory(conn, directory, "fixtures")
-        counts = apply_snapshot(conn, directory_id, snapshot)
+        counts = apply_snapshot(conn, directory_id, snapshot, journal_limit)
         record_run(
             conn,
             directory_id,

@@ -20,6 +20,7 @@ from dirsync.ldap.errors import LdapError
 from dirsync.ldap.read import read_directory
 from dirsync.model import Snapshot
 from dirsync.names import name_key
+from dirsync.settings import MAX_JOURNAL_ROWS
 from dirsync.store import journal, runs, writes
 from dirsync.store.db import Connection, Store, utcnow
 from dirsync.store.locks import directory_lock
@@ -71,7 +72,8 @@ def _guard(plan: Plan, config: DirectoryConfig) -> None:
 
 
 def _settle_names(conn: Connection, directory_id: int, config: DirectoryConfig,
-                  order: Sequence[str], snapshot: Snapshot) -> tuple[Snapshot, list[str]]:
+                  order: Sequence[str], snapshot: Snapshot,
+                  journal_limit: int) -> tuple[Snapshot, list[str]]:
     """Names are unique across the store, and the first directory in the configuration that
     claims a name owns it. Names held by an earlier (or unconfigured) directory are dropped
     from this snapshot; names held by a later one are taken from it."""
@@ -97,7 +99,8 @@ def _settle_names(conn: Connection, directory_id: int, config: DirectoryConfig,
                              f"which comes first; ignored here")
         if evict:
             writes.delete_entities(conn, kind, [i for i, _ in evict])
-            journal.record_entities(conn, kind, ev.DELETED, [(i, n, ()) for i, n in evict])
+            journal.record_entities(conn, kind, ev.DELETED, [(i, n, ()) for i, n in evict],
+                                    journal_limit)
     if not dropped_users and not dropped_groups:
         return snapshot, notes
     return replace(
@@ -112,14 +115,17 @@ def _settle_names(conn: Connection, directory_id: int, config: DirectoryConfig,
 
 
 def sync_directory(store: Store, config: DirectoryConfig, order: Sequence[str] = (), *,
-                   allow_mass_delete: bool = False, progress: Progress | None = None) -> SyncResult:
+                   allow_mass_delete: bool = False, progress: Progress | None = None,
+                   journal_limit: int = MAX_JOURNAL_ROWS) -> SyncResult:
     """One full sync of `config`'s directory; `order` is every configured directory's name,
-    in configuration order. Never raises for a directory problem: the result says."""
+    in configuration order; `journal_limit` is events.max_journal_rows. Never raises for a
+    directory problem: the result says."""
     with directory_lock(store, config.name) as held:
         if not held:
             return SyncResult(config.name, "busy",
                               error="another process is syncing this directory right now")
-        return _sync_locked(store, config, order or [config.name], allow_mass_delete, progress)
+        return _sync_locked(store, config, order or [config.name], allow_mass_delete, progress,
+                            journal_limit)
 
 
 def _record_failure(store: Store, config: DirectoryConfig, started: object, status: str,
@@ -131,7 +137,8 @@ def _record_failure(store: Store, config: DirectoryConfig, started: object, stat
 
 
 def _sync_locked(store: Store, config: DirectoryConfig, order: Sequence[str],
-                 allow_mass_delete: bool, progress: Progress | None) -> SyncResult:
+                 allow_mass_delete: bool, progress: Progress | None,
+                 journal_limit: int) -> SyncResult:
     started = utcnow()
     try:
         read = read_directory(config, progress)
@@ -145,12 +152,13 @@ def _sync_locked(store: Store, config: DirectoryConfig, order: Sequence[str],
     try:
         with store.write() as conn:
             directory_id = writes.ensure_directory(conn, config.name, "ldap")
-            snapshot, name_notes = _settle_names(conn, directory_id, config, order, read.snapshot)
+            snapshot, name_notes = _settle_names(conn, directory_id, config, order, read.snapshot,
+                                                 journal_limit)
             notes += name_notes
             plan = plan_snapshot(conn, directory_id, snapshot)
             if not allow_mass_delete:
                 _guard(plan, config)
-            counts = apply_plan(conn, plan)
+            counts = apply_plan(conn, plan, journal_limit)
             runs.record_run(
                 conn, directory_id, mode="full", started_at=started, status="ok",
                 added=counts.users_added + counts.groups_added + counts.memberships_added,
