@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dirsync.events import GROUP_MEMBERSHIP, USER, USER_MEMBERSHIP, JournalRow, Pair
+from dirsync.store.bulk import insert_rows
 from dirsync.store.db import as_utc, utcnow
 from dirsync.store.tables import group_memberships, groups, journal, schema_info, user_memberships, users
 
@@ -21,6 +22,8 @@ BATCH = 5000
 
 
 RESET = "reset"
+COLUMNS = ("created_at", "kind", "operation", "subject_id", "parent_id", "old_name",
+           "removed_attributes")
 
 
 class Batch:
@@ -56,17 +59,14 @@ class Batch:
             _set_trimmed(conn, int(seq))
             return
         rows = [
-            {"created_at": now, "kind": kind, "operation": op, "subject_id": entity_id,
-             "parent_id": None, "old_name": old_name,
-             "removed_attributes": json.dumps(sorted(removed)) if removed else None}
+            (now, kind, op, entity_id, None, old_name,
+             json.dumps(sorted(removed)) if removed else None)
             for kind, op, entity_id, old_name, removed in self.entities
         ] + [
-            {"created_at": now, "kind": kind, "operation": op, "subject_id": child,
-             "parent_id": parent, "old_name": None, "removed_attributes": None}
+            (now, kind, op, child, parent, None, None)
             for kind, op, child, parent in self.pairs
         ]
-        for i in range(0, len(rows), BATCH):
-            conn.execute(insert(journal), rows[i : i + BATCH])
+        insert_rows(conn, journal, COLUMNS, rows)
 
 
 def record_entities(conn: Connection, kind: str, operation: str,
