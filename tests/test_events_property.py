@@ -24,7 +24,10 @@ from hypothesis import strategies as st
 
 from dirsync.model import Group, Snapshot, User
 from dirsync.names import name_key
+from dirsync.settings import MAX_JOURNAL_ROWS
+from dirsync.store.writes import ensure_directory
 from dirsync.sync.fixtures import apply_fixtures
+from dirsync.sync.setwise import apply_setwise
 
 EXAMPLES = int(os.environ.get("DIRSYNC_PROPERTY_EXAMPLES", "200"))
 USER_NAMES = ["alice", "Alice", "bob", "carol", "dave", "erin", "Zoë", "o'brien"]
@@ -136,10 +139,17 @@ def api(store, settings, live_app):  # type: ignore[no-untyped-def]
     return start_api(live_app, store, settings)
 
 
+def apply_setwise_load(store: Any, directory: str, snapshot: Snapshot) -> None:
+    """What the LDAP mirror does: stage the directory, diff and apply in SQL."""
+    with store.write() as conn:
+        directory_id = ensure_directory(conn, directory, "fixtures")
+        apply_setwise(conn, directory_id, snapshot, lambda _losses: None, MAX_JOURNAL_ROWS)
+
+
 def check_history(api: Any, batches: list[list[tuple[str, int, int, int]]], sync_at: int,
-                  rounds: list[bool]) -> None:
+                  rounds: list[bool], apply: Any = apply_fixtures) -> None:
     store = api.store
-    apply_fixtures(store, "fixtures", Snapshot())  # each example starts from an empty directory
+    apply(store, "fixtures", Snapshot())  # each example starts from an empty directory
     source = Directory()
     client = CrowdCache(api.base, api.session)
     for index, batch in enumerate(batches):
@@ -147,7 +157,7 @@ def check_history(api: Any, batches: list[list[tuple[str, int, int, int]]], sync
             client.full_sync()
         for op in batch:
             source.apply(op)
-        apply_fixtures(store, "fixtures", source.snapshot())
+        apply(store, "fixtures", source.snapshot())
         if client.token is not None and rounds[index]:
             assert client.incremental()
     if client.token is None:
@@ -157,6 +167,26 @@ def check_history(api: Any, batches: list[list[tuple[str, int, int, int]]], sync
     fresh.full_sync()
     assert client.state() == fresh.state()
     assert client.full_syncs == 1
+    assert without_keys(fresh.state()) == expected_state(source)  # the apply itself is right
+
+
+def without_keys(state: dict[str, Any]) -> dict[str, Any]:
+    users = {n: ({k: v for k, v in u.items() if k != "key"}, attrs)
+             for n, (u, attrs) in state["users"].items()}
+    return {**state, "users": users}
+
+
+def expected_state(source: Directory) -> dict[str, Any]:
+    return {
+        "users": {u.name: ({"name": u.name, "first": u.first_name, "last": u.last_name,
+                            "display": u.display_name, "email": u.email, "active": u.active},
+                           dict(u.attributes)) for u in source.users.values()},
+        "groups": {g.name: ({"name": g.name, "description": g.description, "active": g.active},
+                            dict(g.attributes)) for g in source.groups.values()},
+        "user_members": {(source.users[u].name, source.groups[g].name) for g, u in source.members},
+        "group_members": {(source.groups[c].name, source.groups[p].name)
+                          for p, c in source.children},
+    }
 
 
 SETTINGS = {"deadline": None,
@@ -183,3 +213,21 @@ def test_events_take_a_client_to_what_a_full_sync_gives_on_postgres(
     api: Any, batches: Any, sync_at: int, rounds: list[bool]
 ) -> None:
     check_history(api, batches, sync_at, rounds)
+
+
+# The same guarantee through the set-wise apply the LDAP mirror uses.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@settings(max_examples=max(10, EXAMPLES // 2), **SETTINGS)
+@given(**GIVEN)
+def test_events_after_setwise_applies(api: Any, batches: Any, sync_at: int,
+                                      rounds: list[bool]) -> None:
+    check_history(api, batches, sync_at, rounds, apply_setwise_load)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@settings(max_examples=max(10, EXAMPLES // 8), **SETTINGS)
+@given(**GIVEN)
+def test_events_after_setwise_applies_on_postgres(api: Any, batches: Any, sync_at: int,
+                                                  rounds: list[bool]) -> None:
+    check_history(api, batches, sync_at, rounds, apply_setwise_load)

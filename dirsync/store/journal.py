@@ -50,11 +50,13 @@ class Batch:
         """pairs: (member id, parent group id); kind USER_MEMBERSHIP or GROUP_MEMBERSHIP."""
         self.pairs.extend((kind, operation, child, parent) for child, parent in pairs)
 
-    def write(self, conn: Connection, limit: int) -> None:
+    def write(self, conn: Connection, limit: int, uncounted: int = 0) -> None:
+        """`uncounted`: rows of this change the caller did not add because they would
+        overflow the limit anyway."""
         now = utcnow()
-        if len(self) > limit:
+        if len(self) + uncounted > limit:
             seq = conn.execute(insert(journal).values(
-                created_at=now, kind=RESET, operation=RESET, subject_id=len(self),
+                created_at=now, kind=RESET, operation=RESET, subject_id=len(self) + uncounted,
             )).inserted_primary_key[0]
             _set_trimmed(conn, int(seq))
             return

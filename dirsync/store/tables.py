@@ -79,12 +79,15 @@ users = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("password_hash", String(512), nullable=True),
     Column("dn", Text, nullable=True),
+    # dirsync.dn.dn_key(dn): how an incremental sync finds the members a group names
+    Column("dn_key", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("directory_id", "external_id", name="uq_users_directory_external"),
     sqlite_autoincrement=True,
 )
 Index("ix_users_email_key", users.c.email_key)
+Index("ix_users_dn_key", users.c.directory_id, users.c.dn_key)
 
 user_attributes = Table(
     "user_attributes",
@@ -107,11 +110,14 @@ groups = Table(
     Column("description_key", Text, nullable=False, default=""),
     Column("active", Boolean, nullable=False, default=True),
     Column("dn", Text, nullable=True),
+    Column("dn_key", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("directory_id", "external_id", name="uq_groups_directory_external"),
     sqlite_autoincrement=True,
 )
+
+Index("ix_groups_dn_key", groups.c.directory_id, groups.c.dn_key)
 
 group_attributes = Table(
     "group_attributes",

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, tuple_, update
 
+from dirsync.dn import dn_key
 from dirsync.errors import DirsyncError
 from dirsync.model import EntityChanges, Group, User
 from dirsync.names import name_key
@@ -101,6 +102,7 @@ def _user_values(user: User) -> dict[str, Any]:
         "email_key": name_key(user.email),
         "active": user.active,
         "dn": user.dn,
+        "dn_key": dn_key(user.dn) if user.dn else None,
     }
 
 
@@ -112,6 +114,7 @@ def _group_values(group: Group) -> dict[str, Any]:
         "description_key": name_key(group.description),
         "active": group.active,
         "dn": group.dn,
+        "dn_key": dn_key(group.dn) if group.dn else None,
     }
 
 

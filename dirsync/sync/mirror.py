@@ -24,7 +24,8 @@ from dirsync.settings import MAX_JOURNAL_ROWS
 from dirsync.store import journal, runs, writes
 from dirsync.store.db import Connection, Store, utcnow
 from dirsync.store.locks import directory_lock
-from dirsync.sync.apply import ApplyCounts, Plan, apply_plan, plan_snapshot
+from dirsync.sync.apply import ApplyCounts
+from dirsync.sync.setwise import Losses, apply_setwise
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,11 @@ class SyncResult:
         return text + "".join(f"\n  note: {n}" for n in self.notes)
 
 
-def _guard(plan: Plan, config: DirectoryConfig) -> None:
+def _guard(losses: Losses, config: DirectoryConfig) -> None:
     share = config.mass_delete_threshold
     for what, lost, total in (
-        ("users", plan.users_lost(), len(plan.stored_users)),
-        ("groups", plan.groups_lost(), len(plan.stored_groups)),
+        ("users", losses.users_lost, losses.users_total),
+        ("groups", losses.groups_lost, losses.groups_total),
     ):
         if lost > MASS_DELETE_FLOOR and lost > share * total:
             raise MassDeletion(
@@ -155,10 +156,11 @@ def _sync_locked(store: Store, config: DirectoryConfig, order: Sequence[str],
             snapshot, name_notes = _settle_names(conn, directory_id, config, order, read.snapshot,
                                                  journal_limit)
             notes += name_notes
-            plan = plan_snapshot(conn, directory_id, snapshot)
-            if not allow_mass_delete:
-                _guard(plan, config)
-            counts = apply_plan(conn, plan, journal_limit)
+            def guard(losses: Losses) -> None:
+                if not allow_mass_delete:
+                    _guard(losses, config)
+
+            counts = apply_setwise(conn, directory_id, snapshot, guard, journal_limit)
             runs.record_run(
                 conn, directory_id, mode="full", started_at=started, status="ok",
                 added=counts.users_added + counts.groups_added + counts.memberships_added,
