@@ -47,6 +47,10 @@ def parse_dn(text: str) -> tuple[RDN, ...]:
     return tuple(tuple((kind, str(value)) for kind, value in rdn) for rdn in _Parser(text).dn())
 
 
+# A DN without any of these needs no escape handling and has single-valued RDNs only.
+_NOT_SIMPLE = re.compile(r'[\\"+;<>#\x00]')
+
+
 def dn_key(text: str) -> str:
     """A canonical comparison key: two DNs name the same entry when their keys are equal.
 
@@ -55,11 +59,33 @@ def dn_key(text: str) -> str:
     (uid, cn, ou, dc, o) all match case-insensitively. Components of a multi-valued RDN are
     sorted, because `uid=a+cn=b` and `cn=b+uid=a` are the same RDN.
     """
+    if _NOT_SIMPLE.search(text) is None:
+        # The common case, a million times per large sync: plain string splitting, ten times
+        # faster than the parser and equal to it (tests/test_dn.py checks both ways).
+        key = _simple_key(text)
+        if key is not None:
+            return key
+    return _slow_dn_key(text)
+
+
+def _slow_dn_key(text: str) -> str:
     rdns = []
     for rdn in _Parser(text).dn():
         parts = sorted(f"{kind.lower()}={_value_key(value)}" for kind, value in rdn)
         rdns.append("+".join(parts))
     return ",".join(rdns)
+
+
+def _simple_key(text: str) -> str | None:
+    parts = []
+    for rdn in text.split(","):
+        kind, sep, value = rdn.partition("=")
+        kind = kind.strip(" ")
+        value = value.strip(" ")
+        if not sep or not value or _TYPE.fullmatch(kind) is None:
+            return None  # let the parser accept or explain it
+        parts.append(f"{kind.lower()}={name_key(value)}")
+    return ",".join(parts)
 
 
 def _value_key(value: str) -> str:

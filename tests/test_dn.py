@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dirsync import dn as dn_module
 from dirsync.dn import RDN, dn_key, escape_rdn_value, parse_dn
 
 PARSED = [
@@ -198,3 +199,37 @@ def test_dn_key_fails_only_with_value_error(text: str) -> None:
     except ValueError:
         return
     assert len(parse_dn(key)) == len(parse_dn(text))  # a key is itself a well-formed DN
+
+
+# The fast path of dn_key (plain splitting for DNs without escapes) must agree with the
+# parser wherever it answers, and leave everything else to the parser.
+DN_CHARS = st.sampled_from(list("abcXYZé ß=,+\\\"#;<>0123456789.-") + ["\x00", "Ω", "İ"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(DN_CHARS, max_size=40))
+def test_fast_dn_key_agrees_with_the_parser(text: str) -> None:
+    from dirsync.dn import _simple_key, _slow_dn_key
+
+    if dn_module._NOT_SIMPLE.search(text) is not None:
+        return
+    fast = _simple_key(text)
+    try:
+        slow = _slow_dn_key(text)
+    except ValueError:
+        assert fast is None, (text, fast)
+        return
+    assert fast is None or fast == slow, (text, fast, slow)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["uid", "cn", "OU", "dc", "2.5.4.3"]),
+                          st.text(st.sampled_from(list("abcXYZé ß=.-İΩ")), min_size=1, max_size=8)),
+                min_size=1, max_size=5))
+def test_fast_dn_key_answers_plain_dns(rdns: list[tuple[str, str]]) -> None:
+    from dirsync.dn import _simple_key, _slow_dn_key
+
+    text = ",".join(f"{k}={v}" for k, v in rdns)
+    if any(not v.strip(" ") for _, v in rdns):
+        return
+    assert _simple_key(text) == _slow_dn_key(text)

@@ -65,6 +65,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # The set-wise sync's staging tables are temporary: keep them off the disk.
+    cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
 
 

@@ -75,15 +75,17 @@ stage_groups = _temp(
     Column("active", Boolean, nullable=False), Column("dn", Text), Column("dn_key", Text),
     Column("flag", Integer, nullable=False, default=0),
 )
+# Keyed on the owner's external id: without an index SQLite scanned every staged attribute
+# once per user (39 s for the 2,000 attributes of a 100k directory).
 stage_user_attributes = _temp(
     "stage_user_attributes",
-    Column("external_id", NAME), Column("name", NAME), Column("position", Integer),
-    Column("value", Text),
+    Column("external_id", NAME, primary_key=True), Column("name", NAME, primary_key=True),
+    Column("position", Integer, primary_key=True), Column("value", Text),
 )
 stage_group_attributes = _temp(
     "stage_group_attributes",
-    Column("external_id", NAME), Column("name", NAME), Column("position", Integer),
-    Column("value", Text),
+    Column("external_id", NAME, primary_key=True), Column("name", NAME, primary_key=True),
+    Column("position", Integer, primary_key=True), Column("value", Text),
 )
 stage_user_pairs = _temp(
     "stage_user_pairs",
@@ -119,7 +121,16 @@ GROUPS = Kind("group", groups, stage_groups, group_attributes, stage_group_attri
               "group_id", GROUP_FIELDS)
 
 
+# SQLite's default page cache is 2 MB; inserting a million rows into indexed tables in key
+# order of another index thrashes it (30 s for the memberships of a 100k directory). The
+# sync's connection gets 256 MB for the duration, and gives it back after.
+SQLITE_SYNC_CACHE_KIB = 262_144
+SQLITE_DEFAULT_CACHE_KIB = 2_000
+
+
 def create(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_SYNC_CACHE_KIB}")
     for table in STAGES:
         table.drop(conn, checkfirst=True)
         table.create(conn)
@@ -128,6 +139,8 @@ def create(conn: Connection) -> None:
 def drop(conn: Connection) -> None:
     for table in STAGES:
         table.drop(conn, checkfirst=True)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_DEFAULT_CACHE_KIB}")
 
 
 def _dn_key(dn: str | None) -> str | None:
