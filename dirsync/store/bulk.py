@@ -3,12 +3,14 @@
 SQLAlchemy builds and type-processes the parameters of every row in Python, which costs more
 than the database itself for the million membership and journal rows of a large directory.
 Here the statement is written once, each column's own bind processor (dates, booleans) is
-applied, and the rows go to the driver's executemany as tuples.
+applied once per distinct value, and rows go to the driver's executemany in chunks, so a
+generator of rows is never held in memory whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -17,9 +19,8 @@ CHUNK = 20_000
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
-                rows: Sequence[Sequence[Any]]) -> None:
-    if not rows:
-        return
+                rows: Iterable[Sequence[Any]]) -> int:
+    """Insert `rows` (tuples in `columns` order); returns how many."""
     dialect = conn.dialect
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     preparer = dialect.identifier_preparer
@@ -28,18 +29,27 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
            f"VALUES ({', '.join(mark for _ in columns)})")
     processors = [(i, p) for i, c in enumerate(columns)
                   if (p := table.c[c].type._cached_bind_processor(dialect)) is not None]
-    if processors:
-        rows = [list(row) for row in rows]
-        for index, process in processors:
-            # The processed columns are dates and booleans, with few distinct values per
-            # batch (one timestamp per transaction): convert each value once.
-            seen: dict[Any, Any] = {}
-            for row in rows:
-                value = row[index]
-                if value is not None:
-                    out = seen.get(value)
-                    if out is None:
-                        out = seen[value] = process(value)
-                    row[index] = out
-    for i in range(0, len(rows), CHUNK):
-        conn.exec_driver_sql(sql, [tuple(r) for r in rows[i : i + CHUNK]])
+    # The processed columns are dates and booleans with few distinct values (one timestamp
+    # per transaction): convert each value once.
+    seen: list[dict[Any, Any]] = [{} for _ in processors]
+    iterator = iter(rows)
+    total = 0
+    while chunk := list(islice(iterator, CHUNK)):
+        if processors:
+            converted = []
+            for row in chunk:
+                row = list(row)
+                for (index, process), cache in zip(processors, seen):
+                    value = row[index]
+                    if value is not None:
+                        out = cache.get(value)
+                        if out is None:
+                            out = cache[value] = process(value)
+                        row[index] = out
+                converted.append(tuple(row))
+            chunk = converted
+        else:
+            chunk = [tuple(r) for r in chunk]
+        conn.exec_driver_sql(sql, chunk)
+        total += len(chunk)
+    return total

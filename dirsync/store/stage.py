@@ -148,27 +148,26 @@ def _dn_key(dn: str | None) -> str | None:
 
 
 def stage_users_rows(conn: Connection, items: Iterable[User]) -> None:
-    rows, attrs = [], []
-    for u in items:
-        rows.append((u.external_id, u.name, name_key(u.name), u.first_name, u.last_name,
-                     u.display_name, u.email, name_key(u.first_name), name_key(u.last_name),
-                     name_key(u.display_name), name_key(u.email), u.active, u.dn,
-                     _dn_key(u.dn), 0))
-        attrs.extend((u.external_id, n, p, v) for n, vs in u.attributes.items()
-                     for p, v in enumerate(vs))
-    insert_rows(conn, stage_users, [c.name for c in stage_users.c], rows)
-    insert_rows(conn, stage_user_attributes, ("external_id", "name", "position", "value"), attrs)
+    items = list(items)
+    insert_rows(conn, stage_users, [c.name for c in stage_users.c], (
+        (u.external_id, u.name, name_key(u.name), u.first_name, u.last_name, u.display_name,
+         u.email, name_key(u.first_name), name_key(u.last_name), name_key(u.display_name),
+         name_key(u.email), u.active, u.dn, _dn_key(u.dn), 0)
+        for u in items))
+    insert_rows(conn, stage_user_attributes, ("external_id", "name", "position", "value"), (
+        (u.external_id, n, p, v) for u in items for n, vs in u.attributes.items()
+        for p, v in enumerate(vs)))
 
 
 def stage_groups_rows(conn: Connection, items: Iterable[Group]) -> None:
-    rows, attrs = [], []
-    for g in items:
-        rows.append((g.external_id, g.name, name_key(g.name), g.description,
-                     name_key(g.description), g.active, g.dn, _dn_key(g.dn), 0))
-        attrs.extend((g.external_id, n, p, v) for n, vs in g.attributes.items()
-                     for p, v in enumerate(vs))
-    insert_rows(conn, stage_groups, [c.name for c in stage_groups.c], rows)
-    insert_rows(conn, stage_group_attributes, ("external_id", "name", "position", "value"), attrs)
+    items = list(items)
+    insert_rows(conn, stage_groups, [c.name for c in stage_groups.c], (
+        (g.external_id, g.name, name_key(g.name), g.description, name_key(g.description),
+         g.active, g.dn, _dn_key(g.dn), 0)
+        for g in items))
+    insert_rows(conn, stage_group_attributes, ("external_id", "name", "position", "value"), (
+        (g.external_id, n, p, v) for g in items for n, vs in g.attributes.items()
+        for p, v in enumerate(vs)))
 
 
 # --- comparing ---------------------------------------------------------------------------------
@@ -310,9 +309,9 @@ def stage_pairs(conn: Connection, directory_id: int, user_pairs: Iterable[tuple[
     group_ids = dict(conn.execute(select(groups.c.name_key, groups.c.id)
                                   .where(groups.c.directory_id == directory_id)).all())
     insert_rows(conn, stage_user_pairs, ("group_id", "user_id"),
-                [(group_ids[g], user_ids[u]) for g, u in user_pairs])
+                ((group_ids[g], user_ids[u]) for g, u in user_pairs))
     insert_rows(conn, stage_group_pairs, ("parent_id", "child_id"),
-                [(group_ids[p], group_ids[c]) for p, c in group_pairs])
+                ((group_ids[p], group_ids[c]) for p, c in group_pairs))
 
 
 def _pair_sets(directory_id: int) -> tuple[tuple[Table, Table, str, str], ...]:
@@ -338,11 +337,18 @@ def count_of(conn: Connection, query: Any) -> int:
     return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar() or 0)
 
 
-def write_pairs(conn: Connection, directory_id: int) -> None:
+def write_pairs(conn: Connection, directory_id: int, sizes: dict[str, tuple[int, int]]) -> None:
+    """`sizes`: (added, removed) per kind from `pair_changes`; a pass over a million pairs is
+    skipped when it has nothing to do."""
     mine = select(groups.c.id).where(groups.c.directory_id == directory_id)
-    for table, stage, parent, member in _pair_sets(directory_id):
-        conn.execute(delete(table).where(table.c[parent].in_(mine), ~exists().where(
-            stage.c[parent] == table.c[parent], stage.c[member] == table.c[member])))
-        conn.execute(insert(table).from_select([parent, member], select(
-            stage.c[parent], stage.c[member]).where(~exists().where(
-                table.c[parent] == stage.c[parent], table.c[member] == stage.c[member]))))
+    for label, (table, stage, parent, member) in zip(("user", "group"), _pair_sets(directory_id)):
+        added, removed_ = sizes[label]
+        if removed_:
+            conn.execute(delete(table).where(table.c[parent].in_(mine), ~exists().where(
+                stage.c[parent] == table.c[parent], stage.c[member] == table.c[member])))
+        if added:
+            # In key order: the primary key's B-tree then grows at its end.
+            conn.execute(insert(table).from_select([parent, member], select(
+                stage.c[parent], stage.c[member]).where(~exists().where(
+                    table.c[parent] == stage.c[parent], table.c[member] == stage.c[member]))
+                .order_by(stage.c[parent], stage.c[member])))

@@ -64,11 +64,14 @@ def apply_setwise(conn: Connection, directory_id: int, snapshot: Snapshot,
         else:
             for label, kind in (("user", ev.USER_MEMBERSHIP), ("group", ev.GROUP_MEMBERSHIP)):
                 added, removed = changes[label]
+                n_added, n_removed = sizes[label]
                 # Journal pairs are (member, parent group).
-                batch.pair(kind, ev.CREATED, [(m, p) for p, m in conn.execute(added)])
-                batch.pair(kind, ev.DELETED, [(m, p) for p, m in conn.execute(removed)])
+                if n_added:
+                    batch.pair(kind, ev.CREATED, [(m, p) for p, m in conn.execute(added)])
+                if n_removed:
+                    batch.pair(kind, ev.DELETED, [(m, p) for p, m in conn.execute(removed)])
             batch.write(conn, journal_limit)
-        stage.write_pairs(conn, directory_id)
+        stage.write_pairs(conn, directory_id, sizes)
     finally:
         stage.drop(conn)
     return ApplyCounts(
