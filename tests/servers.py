@@ -465,7 +465,8 @@ class DirsyncProcess:
             try:
                 if requests.get(self.url + "/health", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
+                # refused before gunicorn binds; a read timeout while its first worker boots
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()

@@ -1,0 +1,476 @@
+"""Control of a private 389 Directory Server for the LDAP tests. The only place tests start it.
+
+* `Ds389Server` — a throwaway `ns-slapd` (Debian package `389-ds-base`) with its own
+  `dse.ldif`, bdb database, logs and run files in a temp dir, listening on 127.0.0.1 only on
+  a free port (plain LDAP; no TLS: 389 keeps certificates in an NSS database, and TLS is
+  covered against slapd). `stop()` shuts it down cleanly (SIGTERM), `kill()` the way a crash
+  would; `start()` brings the same data back on the same port.
+* `find_389ds` — paths of what the harness needs; MissingServer when any is absent.
+
+Why not `dscreate`: it only creates instances under /etc/dirsrv/slapd-NAME (it looks the new
+instance up there), and it wants systemd. The harness does what dscreate does for the part
+that matters — fill in the package's own `template-dse.ldif` with paths of a temp dir — and
+appends the userRoot backend and its mapping tree, so the server comes up with the suffix
+ready for entries. It runs in the foreground (`-d 0`), as our child: its pid is ours to
+signal, and nothing outlives the test run.
+
+Configured like a production 389 DS as far as the sync cares: plugins memberOf (transitive
+memberOf on users and groups), referential integrity (member values follow renames at once)
+and USN (entryUSN, the root DSE's lastusn) are on; passwords are stored hashed (SSHA512,
+cheaper than the default PBKDF2 for tests that bind often); the suffix entry carries the ACIs
+below. Database transactions are not flushed to disk (`nsslapd-db-durable-transaction: off`):
+a throwaway server needs no durability, and it makes loading several times faster.
+
+Accounts (constants below): the root DN `cn=Directory Manager`; `cn=sync`, read-only by ACI
+(everything but userPassword, including the operational nsUniqueId, nsAccountLock, memberOf
+and entryUSN) and without size or look-through limits, as a real sync account should be;
+`cn=limited`, read-only and capped at LIMITED_SIZE entries per search (`nsSizeLimit`,
+`nsPagedSizeLimit`). Anonymous may read the root DSE only. Users may read their own entry.
+
+Data is loaded with the OpenLDAP command line tools (ldapmodify, ldapdelete, ...), never with
+ldap3: the harness must not share a library, or its bugs, with the code under test. This
+module must not import dirsync.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Sequence
+
+from servers import MissingServer, ServerError, free_port
+from slapd import parse_ldif
+
+NS_SLAPD = "/usr/sbin/ns-slapd"
+DATA_DIR = Path("/usr/share/dirsrv/data")
+TEMPLATE_DSE = DATA_DIR / "template-dse.ldif"
+# 389 reads the system schema from its compiled-in directory (/usr/share/dirsrv/schema); the
+# instance's own schema directory holds only 99user.ldif, as dscreate leaves it.
+SYSCONF_DIR = Path("/etc/dirsrv")
+CLIENT_TOOLS = ("ldapmodify", "ldapdelete", "ldapmodrdn", "ldapsearch", "ldapwhoami")
+
+SUFFIX = "dc=example,dc=com"
+ROOT_DN = "cn=Directory Manager"
+ROOT_PASSWORD = "admin-secret"
+SYNC_DN = f"cn=sync,{SUFFIX}"
+SYNC_PASSWORD = "sync-secret"
+LIMITED_DN = f"cn=limited,{SUFFIX}"
+LIMITED_PASSWORD = "limited-secret"
+LIMITED_SIZE = 3
+FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "ldap" / "389ds"
+
+# Plugins that are off in the template and on here: cn=<name>,cn=plugins,cn=config.
+ENABLED_PLUGINS = ("MemberOf Plugin", "referential integrity postoperation", "USN")
+
+
+def _which(name: str, fallback: str | None = None) -> str:
+    found = shutil.which(name) or (fallback if fallback and os.access(fallback, os.X_OK) else None)
+    if not found:
+        raise MissingServer(
+            f"{name} is not installed; install 389 Directory Server and the OpenLDAP client "
+            "tools (Debian: apt-get install --no-install-recommends 389-ds-base ldap-utils)"
+        )
+    return found
+
+
+def find_389ds() -> dict[str, str]:
+    """Paths of ns-slapd and the client tools; MissingServer when any is absent."""
+    tools = {"ns-slapd": _which("ns-slapd", NS_SLAPD)}
+    for name in CLIENT_TOOLS:
+        tools[name] = _which(name)
+    for needed in (TEMPLATE_DSE, SYSCONF_DIR / "schema" / "99user.ldif",
+                   SYSCONF_DIR / "config" / "slapd-collations.conf"):
+        if not needed.is_file():
+            raise MissingServer(f"{needed} is missing (is 389-ds-base installed completely?)")
+    return tools
+
+
+def password_hash(password: str) -> str:
+    """{SSHA512}: what 389 accepts for the root password in dse.ldif (it refuses clear text
+    there) and stores quickly; the default PBKDF2 would cost every test bind milliseconds."""
+    salt = os.urandom(16)
+    digest = hashlib.sha512(password.encode("utf-8") + salt).digest()
+    return "{SSHA512}" + base64.b64encode(digest + salt).decode("ascii")
+
+
+class Ds389Server:
+    """A private 389 Directory Server for one test run (or one test, for tests that crash it).
+
+    `start()` builds the instance the first time (dse.ldif, base entries and accounts) and
+    then starts ns-slapd and waits until the Directory Manager can bind. Usable as a context
+    manager.
+    """
+
+    def __init__(self, *, startup_timeout: float = 30.0) -> None:
+        self.tools = find_389ds()
+        self.startup_timeout = startup_timeout
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.base_dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        # Seconds the first start() took: build + start + base entries (reported by tests).
+        self.setup_seconds = 0.0
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"ldap://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def _base(self) -> Path:
+        if self.base_dir is None:
+            raise ServerError("389 DS has not been started yet")
+        return self.base_dir
+
+    @property
+    def config_dir(self) -> Path:
+        return self._base / "config"
+
+    @property
+    def log_path(self) -> Path:
+        return self._base / "log" / "errors"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Ds389Server:
+        if self.running:
+            return self
+        if self.base_dir is None:
+            clock = time.monotonic()
+            self._build()
+            # Only the first start may move to another port: nobody holds a URL yet.
+            # free_port() releases the port before ns-slapd binds it; if another process took
+            # it in between, ns-slapd exits at once and a new port is tried.
+            for attempt in range(3):
+                try:
+                    self._start_once()
+                    break
+                except ServerError:
+                    if attempt == 2:
+                        raise
+                    self._set_port(free_port(self.host))
+            self.modify(_BASE_ENTRIES, add=True)
+            self.setup_seconds = time.monotonic() - clock
+        else:
+            self._start_once()
+        return self
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM): ns-slapd flushes the database and writes dse.ldif."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """A crash (SIGKILL): connections are cut mid-answer."""
+        self._end(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def ensure_running(self) -> None:
+        """Start ns-slapd again if a test stopped it and did not bring it back."""
+        if not self.running:
+            self.start()
+
+    def close(self) -> None:
+        """Stop ns-slapd and delete its files. Safe to call more than once."""
+        atexit.unregister(self.close)
+        try:
+            self.kill()
+        finally:
+            if self.base_dir is not None:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
+                self.base_dir = None
+
+    def __enter__(self) -> Ds389Server:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- data ------------------------------------------------------------------------------
+    def load_ldif(self, source: str | Path) -> None:
+        """Load LDIF (a path, or LDIF text) through ldapmodify -a as the Directory Manager, so
+        plugins (memberOf, referential integrity, USN) apply and change records work."""
+        path = Path(source) if isinstance(source, Path) else None
+        self.modify(path.read_text(encoding="utf-8") if path else str(source), add=True)
+
+    def load_fixture(self, name: str) -> None:
+        """Load fixtures/ldap/389ds/<name>.ldif."""
+        self.load_ldif(FIXTURES_DIR / f"{name}.ldif")
+
+    def modify(self, ldif: str, *, add: bool = False) -> None:
+        """ldapmodify as the Directory Manager; `add=True` treats records without changetype
+        as adds."""
+        argv = [self.tools["ldapmodify"], *self._client_args()]
+        if add:
+            argv.append("-a")
+        self._run(argv, what="ldapmodify", stdin=ldif)
+
+    def modrdn(self, dn: str, new_rdn: str, new_superior: str | None = None) -> None:
+        """Rename (and with `new_superior`, move) an entry; the old RDN value is removed."""
+        argv = [self.tools["ldapmodrdn"], *self._client_args(), "-r"]
+        if new_superior:
+            argv += ["-s", new_superior]
+        self._run([*argv, dn, new_rdn], what="ldapmodrdn")
+
+    def delete(self, dn: str, *, recursive: bool = False) -> None:
+        argv = [self.tools["ldapdelete"], *self._client_args()]
+        if recursive:
+            argv.append("-r")
+        self._run([*argv, dn], what="ldapdelete")
+
+    def search(
+        self, base: str, search_filter: str = "(objectClass=*)", attributes: Sequence[str] = (),
+        *, scope: str = "sub", bind_dn: str | None = ROOT_DN, password: str = ROOT_PASSWORD,
+        page_size: int = 0,
+    ) -> list[tuple[str, dict[str, list[str]]]]:
+        """ldapsearch (as the Directory Manager by default, anonymously with bind_dn=None,
+        paged with page_size); entries as parse_ldif returns them. A non-zero exit raises
+        ServerError naming the exit code, which is the LDAP result code."""
+        auth = self._client_args(bind_dn, password) if bind_dn else ["-x", "-H", self.url]
+        paging = ["-E", f"pr={page_size}/noprompt"] if page_size else []
+        out = self._run([self.tools["ldapsearch"], *auth, *paging, "-LLL", "-o",
+                         "ldif-wrap=no", "-b", base, "-s", scope, search_filter, *attributes],
+                        what="ldapsearch")
+        return parse_ldif(out)
+
+    def unique_id(self, dn: str) -> str:
+        """The entry's nsUniqueId, as the server shows it."""
+        [(_, attrs)] = self.search(dn, attributes=["nsUniqueId"], scope="base")
+        return attrs["nsuniqueid"][0]
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except (OSError, ServerError):
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- internals -------------------------------------------------------------------------
+    def _client_args(self, dn: str = ROOT_DN, password: str = ROOT_PASSWORD) -> list[str]:
+        # -x simple bind; LDAPNOINIT in _run keeps ~/.ldaprc and /etc/ldap/ldap.conf out.
+        return ["-x", "-H", self.url, "-D", dn, "-w", password]
+
+    def _build(self) -> None:
+        base = Path(tempfile.mkdtemp(prefix="dirsync-389ds-"))
+        self.base_dir = base
+        atexit.register(self.close)  # no orphaned ns-slapd if the run dies before teardown
+        dirs = {name: base / name for name in
+                ("config", "db", "log", "run", "lock", "tmp", "certs", "ldif", "bak")}
+        # ns-slapd reads the instance schema from <config dir>/schema whatever
+        # nsslapd-schemadir says, and exits without a word when it is missing.
+        dirs["schema"] = dirs["config"] / "schema"
+        for path in dirs.values():
+            path.mkdir(mode=0o770)
+        shutil.copy(SYSCONF_DIR / "schema" / "99user.ldif", dirs["schema"])
+        for name in ("slapd-collations.conf", "certmap.conf"):
+            source = SYSCONF_DIR / "config" / name
+            if source.is_file():
+                shutil.copy(source, dirs["config"])
+        self.port = free_port(self.host)
+        values = {
+            "schema_dir": dirs["schema"], "lock_dir": dirs["lock"], "tmp_dir": dirs["tmp"],
+            "cert_dir": dirs["certs"], "ldif_dir": dirs["ldif"], "bak_dir": dirs["bak"],
+            "run_dir": dirs["run"], "inst_dir": base, "log_dir": dirs["log"],
+            "config_dir": dirs["config"], "db_dir": dirs["db"], "db_home_dir": dirs["db"],
+            "db_lib": "bdb", "fqdn": "localhost", "ds_port": self.port,
+            # ns-slapd switches to this user; the current one owns the temp dir already.
+            "ds_user": pwd.getpwuid(os.geteuid()).pw_name,
+            "rootdn": ROOT_DN, "ds_passwd": password_hash(ROOT_PASSWORD), "ds_suffix": SUFFIX,
+            "ldapi_enabled": "off", "ldapi": dirs["run"] / "slapd.socket", "ldapi_autobind": "off",
+        }
+        template = TEMPLATE_DSE.read_text(encoding="utf-8")
+        unknown = set(re.findall(r"%([a-z_]+)%", template)) - set(values)
+        if unknown:
+            raise ServerError(f"{TEMPLATE_DSE} uses placeholders this harness does not know: "
+                              f"{', '.join(sorted(unknown))}")
+        dse = re.sub(r"%([a-z_]+)%", lambda m: str(values[m.group(1)]), template)
+        dse = _tune(dse)
+        (dirs["config"] / "dse.ldif").write_text(dse.rstrip("\n") + "\n\n" + _BACKEND,
+                                                 encoding="utf-8")
+
+    def _set_port(self, port: str | int) -> None:
+        self.port = int(port)
+        dse = self.config_dir / "dse.ldif"
+        text = dse.read_text(encoding="utf-8")
+        dse.write_text(re.sub(r"(?m)^nsslapd-port: .*$", f"nsslapd-port: {self.port}", text,
+                              count=1), encoding="utf-8")
+
+    def _start_once(self) -> None:
+        # -d 0 keeps ns-slapd in the foreground (no debug output), so it is our child.
+        log = (self._base / "log" / "console").open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                [self.tools["ns-slapd"], "-D", str(self.config_dir), "-i",
+                 str(self._base / "run" / "slapd.pid"), "-d", "0"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd="/",
+            )
+        finally:
+            log.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """Ready when the Directory Manager can bind: listening alone is not enough, the
+        backends must be open."""
+        deadline = time.monotonic() + self.startup_timeout
+        argv = [self.tools["ldapwhoami"], *self._client_args(), "-o", "nettimeout=2"]
+        last = ""
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                self._proc = None
+                raise ServerError(f"ns-slapd exited while starting\n--- server log ---\n"
+                                  f"{self.log_tail()}")
+            proc = subprocess.run(argv, capture_output=True, text=True, env=_client_env(),
+                                  timeout=10)
+            if proc.returncode == 0:
+                return
+            last = proc.stderr.strip()
+            time.sleep(0.05)
+        self._end(signal.SIGKILL)
+        raise ServerError(f"ns-slapd on {self.url} did not accept a bind within "
+                          f"{self.startup_timeout:.0f}s: {last}\n--- server log ---\n"
+                          f"{self.log_tail()}")
+
+    def _end(self, sig: signal.Signals) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=self.startup_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def _run(self, argv: list[str], *, what: str, stdin: str | None = None) -> str:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                              env=_client_env(), timeout=120, cwd="/")
+        if proc.returncode != 0:
+            raise ServerError(f"{what} failed (exit {proc.returncode}): "
+                              f"{proc.stderr.strip() or proc.stdout.strip()}")
+        return proc.stdout
+
+
+def _client_env() -> dict[str, str]:
+    # LDAPNOINIT: ignore ldap.conf and ~/.ldaprc, whose URI/BASE/TLS settings would otherwise
+    # redirect the tools; LDAP* variables of the caller likewise.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LDAP")}
+    env["LDAPNOINIT"] = "1"
+    return env
+
+
+def _set_attributes(dse: str, dn: str, values: dict[str, str]) -> str:
+    """Set single-valued attributes of the entry `dn` in dse.ldif text (replace or append)."""
+    blocks = dse.split("\n\n")
+    for index, block in enumerate(blocks):
+        first = block.lstrip("\n").split("\n", 1)[0]
+        if first.lower() != f"dn: {dn}".lower():
+            continue
+        for name, value in values.items():
+            line = f"{name}: {value}"
+            pattern = re.compile(rf"(?mi)^{re.escape(name)}:.*$")
+            block = pattern.sub(line, block, count=1) if pattern.search(block) else (
+                block.rstrip("\n") + "\n" + line)
+        blocks[index] = block
+        return "\n\n".join(blocks)
+    raise ServerError(f"{TEMPLATE_DSE} has no entry {dn}; this 389 DS version is not supported "
+                      "by tests/ds389.py")
+
+
+def _tune(dse: str) -> str:
+    dse = _set_attributes(dse, "cn=config", {
+        "nsslapd-listenhost": "127.0.0.1",
+        "nsslapd-rootpwstoragescheme": "SSHA512",
+        "passwordStorageScheme": "SSHA512",
+        # Default buffering delays the access log by seconds; a test reading it would wait.
+        "nsslapd-accesslog-logbuffering": "off",
+    })
+    dse = _set_attributes(dse, "cn=config,cn=ldbm database,cn=plugins,cn=config", {
+        "nsslapd-db-durable-transaction": "off",
+        # Autotuning sizes the caches from the machine's RAM (GBs); a test server needs MBs.
+        "nsslapd-cache-autosize": "0",
+        "nsslapd-dbcachesize": "33554432",
+    })
+    for plugin in ENABLED_PLUGINS:
+        dse = _set_attributes(dse, f"cn={plugin},cn=plugins,cn=config",
+                              {"nsslapd-pluginenabled": "on"})
+    return dse
+
+
+# The userRoot backend holding SUFFIX, and the mapping tree that routes SUFFIX to it: what
+# `dsconf backend create` would add online.
+_BACKEND = f"""\
+dn: cn=userRoot,cn=ldbm database,cn=plugins,cn=config
+objectClass: top
+objectClass: extensibleObject
+objectClass: nsBackendInstance
+cn: userRoot
+nsslapd-suffix: {SUFFIX}
+nsslapd-cachememsize: 33554432
+nsslapd-dncachememsize: 16777216
+
+dn: cn=dc\\3Dexample\\2Cdc\\3Dcom,cn=mapping tree,cn=config
+objectClass: top
+objectClass: extensibleObject
+objectClass: nsMappingTree
+cn: {SUFFIX}
+nsslapd-state: backend
+nsslapd-backend: userRoot
+"""
+
+# The suffix with its ACIs, and the service accounts. 389 denies everything no ACI allows;
+# targetattr "*" does not include operational attributes, so the ones a sync reads are named.
+_SYNC_ACI_ATTRS = "*||nsUniqueId||nsAccountLock||memberOf||entryUSN||entryUUID||modifyTimestamp"
+_BASE_ENTRIES = f"""\
+dn: {SUFFIX}
+objectClass: top
+objectClass: domain
+dc: example
+aci: (targetattr="userPassword")(version 3.0; acl "nobody reads passwords"; deny (read,
+ search,compare) userdn="ldap:///anyone";)
+aci: (targetattr="{_SYNC_ACI_ATTRS}")(version 3.0; acl "sync accounts read everything";
+  allow (read,search,compare) userdn="ldap:///{SYNC_DN} || ldap:///{LIMITED_DN}";)
+aci: (targetattr="*")(version 3.0; acl "users read their own entry"; allow (read,search,
+ compare) userdn="ldap:///self";)
+
+dn: {SYNC_DN}
+objectClass: top
+objectClass: applicationProcess
+objectClass: simpleSecurityObject
+cn: sync
+userPassword: {SYNC_PASSWORD}
+nsSizeLimit: -1
+nsLookThroughLimit: -1
+nsPagedSizeLimit: -1
+nsPagedLookThroughLimit: -1
+
+dn: {LIMITED_DN}
+objectClass: top
+objectClass: applicationProcess
+objectClass: simpleSecurityObject
+cn: limited
+userPassword: {LIMITED_PASSWORD}
+nsSizeLimit: {LIMITED_SIZE}
+nsPagedSizeLimit: {LIMITED_SIZE}
+"""
