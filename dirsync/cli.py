@@ -274,7 +274,8 @@ def _directory(settings: Settings, name: str) -> DirectoryConfig:
 
 @main.command("sync")
 @click.argument("name", required=False)
-@click.option("--full", is_flag=True, help="A full sync (the only kind so far).")
+@click.option("--full", is_flag=True,
+              help="A full sync even where an incremental one would do.")
 @click.option("--allow-mass-delete", is_flag=True,
               help="Apply even if more than mass_delete_threshold of the users or groups go.")
 @pass_ctx
@@ -291,7 +292,8 @@ def sync_command(ctx: _Context, name: str | None, full: bool, allow_mass_delete:
     for config in configs:
         progress = _Progress()
         click.echo(f"syncing {config.name} ...", err=True)
-        result = sync_directory(ctx.store(), config, order, allow_mass_delete=allow_mass_delete,
+        result = sync_directory(ctx.store(), config, order, full=full,
+                                allow_mass_delete=allow_mass_delete,
                                 progress=progress, journal_limit=settings.events_max_journal_rows)
         progress.done()
         click.echo(result.summary())

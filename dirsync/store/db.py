@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 
 __all__ = ["Connection", "Store", "StoreError", "as_utc", "utcnow"]
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from dirsync.errors import ConfigError, DirsyncError
 from dirsync.store.tables import SCHEMA_VERSION, metadata, schema_info
@@ -133,6 +133,9 @@ class Store:
             yield
         except OperationalError as exc:
             raise StoreError(f"the store at {self.safe_url} failed: {exc.orig}") from exc
+        except IntegrityError as exc:
+            # A constraint the sync logic should have kept (a unique name); nothing was written.
+            raise StoreError(f"the store refused a change: {exc.orig}") from exc
 
     def init_schema(self) -> str:
         """Create missing tables; refuse a store written by a newer dirsync."""

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from dirsync.store.db import as_utc, utcnow
 from dirsync.store.tables import directories, sync_runs
@@ -88,3 +88,15 @@ def last_good(conn: Connection, directory: str) -> Run | None:
         .limit(1)
     ).first()
     return _run(row) if row is not None else None
+
+
+def sync_state(conn: Connection, directory: str) -> tuple[str | None, int]:
+    """(token for the next incremental read, incremental rounds since the last full sync)."""
+    row = conn.execute(select(directories.c.sync_token, directories.c.incremental_rounds)
+                       .where(directories.c.name == directory)).first()
+    return (row.sync_token, int(row.incremental_rounds or 0)) if row is not None else (None, 0)
+
+
+def set_sync_state(conn: Connection, directory_id: int, token: str | None, rounds: int) -> None:
+    conn.execute(update(directories).where(directories.c.id == directory_id)
+                 .values(sync_token=token, incremental_rounds=rounds))

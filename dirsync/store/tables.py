@@ -57,6 +57,10 @@ directories = Table(
     Column("name", NAME, nullable=False, unique=True),
     Column("kind", String(32), nullable=False),  # "fixtures" | "ldap"
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # LDAP: where the next incremental read starts (dirsync.ldap.changes tokens), and how
+    # many incremental rounds ran since the last full sync.
+    Column("sync_token", Text, nullable=True),
+    Column("incremental_rounds", Integer, nullable=False, default=0),
     sqlite_autoincrement=True,
 )
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from dirsync import events as ev
 from dirsync.errors import DirsyncError
 from dirsync.ldap.config import DirectoryConfig
-from dirsync.ldap.errors import LdapError
+from dirsync.ldap.changes import SETTLE_SECONDS, initial_token, read_changes, unsupported_reason
+from dirsync.ldap.errors import FullSyncRequired, LdapError
 from dirsync.ldap.read import read_directory
 from dirsync.model import Snapshot
 from dirsync.names import name_key
@@ -25,6 +26,7 @@ from dirsync.store import journal, runs, writes
 from dirsync.store.db import Connection, Store, utcnow
 from dirsync.store.locks import directory_lock
 from dirsync.sync.apply import ApplyCounts
+from dirsync.sync.incremental import apply_incremental
 from dirsync.sync.setwise import Losses, apply_setwise
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ class MassDeletion(DirsyncError):
 class SyncResult:
     directory: str
     status: str  # ok | failed | refused | busy
-    mode: str = "full"
+    mode: str = "full"  # full | incremental
     counts: ApplyCounts | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -116,71 +118,146 @@ def _settle_names(conn: Connection, directory_id: int, config: DirectoryConfig,
 
 
 def sync_directory(store: Store, config: DirectoryConfig, order: Sequence[str] = (), *,
-                   allow_mass_delete: bool = False, progress: Progress | None = None,
-                   journal_limit: int = MAX_JOURNAL_ROWS) -> SyncResult:
-    """One full sync of `config`'s directory; `order` is every configured directory's name,
-    in configuration order; `journal_limit` is events.max_journal_rows. Never raises for a
-    directory problem: the result says."""
+                   full: bool = False, allow_mass_delete: bool = False,
+                   progress: Progress | None = None,
+                   journal_limit: int = MAX_JOURNAL_ROWS,
+                   settle_seconds: float = SETTLE_SECONDS) -> SyncResult:
+    """One sync of `config`'s directory: incremental when the directory allows it and a token
+    from the last sync is at hand, full otherwise, every `full_sync_every` rounds, when
+    `full` is asked for, and whenever an incremental read cannot guarantee the full result.
+    `order` is every configured directory's name, in configuration order; `journal_limit` is
+    events.max_journal_rows; `settle_seconds` how far back each incremental read looks again
+    for changes still settling (dirsync.ldap.changes). Never raises for a directory problem:
+    the result says."""
     with directory_lock(store, config.name) as held:
         if not held:
             return SyncResult(config.name, "busy",
                               error="another process is syncing this directory right now")
-        return _sync_locked(store, config, order or [config.name], allow_mass_delete, progress,
-                            journal_limit)
+        job = _Job(store, config, list(order) or [config.name], allow_mass_delete, progress,
+                   journal_limit, settle_seconds)
+        with store.read() as conn:
+            token, rounds = runs.sync_state(conn, config.name)
+        why_full = _why_full(config, full, token, rounds)
+        if why_full is None:
+            assert token is not None
+            result = job.incremental(token, rounds)
+            if result is not None:
+                return result
+            why_full = job.fallback_reason
+        return job.full(why_full)
 
 
-def _record_failure(store: Store, config: DirectoryConfig, started: object, status: str,
-                    error: str) -> None:
-    with store.write() as conn:
-        directory_id = writes.ensure_directory(conn, config.name, "ldap")
-        runs.record_run(conn, directory_id, mode="full", started_at=started, status=status,
-                        error=error)
+def _why_full(config: DirectoryConfig, asked: bool, token: str | None, rounds: int) -> str | None:
+    reason = unsupported_reason(config)
+    if asked:
+        return "a full sync was asked for"
+    if reason:
+        return reason
+    if token is None:
+        return "no previous sync to continue from"
+    if rounds + 1 >= config.full_sync_every:
+        return f"every {config.full_sync_every}th sync is a full one (full_sync_every)"
+    return None
 
 
-def _sync_locked(store: Store, config: DirectoryConfig, order: Sequence[str],
-                 allow_mass_delete: bool, progress: Progress | None,
-                 journal_limit: int) -> SyncResult:
-    started = utcnow()
-    try:
-        read = read_directory(config, progress)
-    except LdapError as exc:
-        log.warning("sync of directory %r failed before the store was touched: %s", config.name, exc)
-        _record_failure(store, config, started, "failed", str(exc))
-        return SyncResult(config.name, "failed", error=str(exc))
-    notes = [read.diagnostics.summary()]
-    if progress:
-        progress("applying", len(read.snapshot.users) + len(read.snapshot.groups))
-    try:
-        with store.write() as conn:
-            directory_id = writes.ensure_directory(conn, config.name, "ldap")
-            snapshot, name_notes = _settle_names(conn, directory_id, config, order, read.snapshot,
-                                                 journal_limit)
-            notes += name_notes
-            def guard(losses: Losses) -> None:
-                if not allow_mass_delete:
-                    _guard(losses, config)
+class _Job:
+    def __init__(self, store: Store, config: DirectoryConfig, order: list[str],
+                 allow_mass_delete: bool, progress: Progress | None, journal_limit: int,
+                 settle_seconds: float) -> None:
+        self.store, self.config, self.order = store, config, order
+        self.allow_mass_delete, self.progress = allow_mass_delete, progress
+        self.journal_limit = journal_limit
+        self.settle_seconds = settle_seconds
+        self.fallback_reason = ""
 
-            counts = apply_setwise(conn, directory_id, snapshot, guard, journal_limit)
-            runs.record_run(
-                conn, directory_id, mode="full", started_at=started, status="ok",
-                added=counts.users_added + counts.groups_added + counts.memberships_added,
-                updated=counts.users_updated + counts.groups_updated,
-                deleted=counts.users_removed + counts.groups_removed + counts.memberships_removed,
-                notes="; ".join(notes),
-            )
-    except MassDeletion as exc:
-        log.error("sync of directory %r %s", config.name, exc)
-        _record_failure(store, config, started, "refused", str(exc))
-        return SyncResult(config.name, "refused", error=str(exc), notes=notes)
-    except DirsyncError as exc:
-        log.error("sync of directory %r failed, nothing was written: %s", config.name, exc)
-        _record_failure(store, config, started, "failed", str(exc))
-        return SyncResult(config.name, "failed", error=str(exc), notes=notes)
-    for note in name_notes:
-        log.warning("directory %r: %s", config.name, note)
-    log.info("directory %r synced in %.1f s: %s (%s)", config.name,
-             (utcnow() - started).total_seconds(), counts.summary(), notes[0])
-    return SyncResult(config.name, "ok", counts=counts, notes=notes)
+    def guard(self, losses: Losses) -> None:
+        if not self.allow_mass_delete:
+            _guard(losses, self.config)
+
+    def _failed(self, mode: str, started: object, status: str, error: str,
+                notes: list[str] | None = None) -> SyncResult:
+        with self.store.write() as conn:
+            directory_id = writes.ensure_directory(conn, self.config.name, "ldap")
+            runs.record_run(conn, directory_id, mode=mode, started_at=started, status=status,
+                            error=error, notes="; ".join(notes or []) or None)
+        return SyncResult(self.config.name, status, mode=mode, error=error, notes=notes or [])
+
+    def _apply(self, mode: str, started: object, notes: list[str], snapshot: Snapshot,
+               apply: Callable[[Connection, int, Snapshot], ApplyCounts], token: str | None,
+               rounds: int) -> SyncResult:
+        config = self.config
+        try:
+            with self.store.write() as conn:
+                directory_id = writes.ensure_directory(conn, config.name, "ldap")
+                snapshot, name_notes = _settle_names(conn, directory_id, config, self.order,
+                                                     snapshot, self.journal_limit)
+                notes += name_notes
+                counts = apply(conn, directory_id, snapshot)
+                runs.set_sync_state(conn, directory_id, token, rounds)
+                runs.record_run(
+                    conn, directory_id, mode=mode, started_at=started, status="ok",
+                    added=counts.users_added + counts.groups_added + counts.memberships_added,
+                    updated=counts.users_updated + counts.groups_updated,
+                    deleted=counts.users_removed + counts.groups_removed + counts.memberships_removed,
+                    notes="; ".join(notes),
+                )
+        except MassDeletion as exc:
+            log.error("sync of directory %r %s", config.name, exc)
+            return self._failed(mode, started, "refused", str(exc), notes)
+        except DirsyncError as exc:
+            log.error("%s sync of directory %r failed, nothing was written: %s", mode,
+                      config.name, exc)
+            return self._failed(mode, started, "failed", str(exc), notes)
+        for note in name_notes:
+            log.warning("directory %r: %s", config.name, note)
+        log.info("directory %r: %s sync in %.1f s: %s (%s)", config.name, mode,
+                 (utcnow() - started).total_seconds(), counts.summary(), "; ".join(notes))
+        return SyncResult(config.name, "ok", mode=mode, counts=counts, notes=notes)
+
+    def full(self, why: str) -> SyncResult:
+        config, started = self.config, utcnow()
+        try:
+            # Taken before the read, so what changes during it is read again next time.
+            token = (initial_token(config, settle_seconds=self.settle_seconds)
+                     if unsupported_reason(config) is None else None)
+            read = read_directory(config, self.progress)
+        except LdapError as exc:
+            log.warning("sync of directory %r failed before the store was touched: %s",
+                        config.name, exc)
+            return self._failed("full", started, "failed", str(exc))
+        notes = [f"full because {why}", read.diagnostics.summary()]
+        if self.progress:
+            self.progress("applying", len(read.snapshot.users) + len(read.snapshot.groups))
+        return self._apply(
+            "full", started, notes, read.snapshot,
+            lambda conn, d, snap: apply_setwise(conn, d, snap, self.guard, self.journal_limit),
+            token, 0)
+
+    def incremental(self, token: str, rounds: int) -> SyncResult | None:
+        """None when a full sync must run instead (`fallback_reason` says why)."""
+        config, started = self.config, utcnow()
+        try:
+            read = read_changes(config, token, self.progress, settle_seconds=self.settle_seconds)
+        except FullSyncRequired as exc:
+            self.fallback_reason = exc.reason
+            log.info("directory %r: %s", config.name, exc)
+            return None
+        except LdapError as exc:
+            log.warning("incremental sync of directory %r failed before the store was "
+                        "touched: %s", config.name, exc)
+            return self._failed("incremental", started, "failed", str(exc))
+        snapshot = Snapshot(users=list(read.changed_users), groups=list(read.changed_groups))
+        result = self._apply(
+            "incremental", started, [read.diagnostics.summary()], snapshot,
+            lambda conn, d, snap: apply_incremental(conn, d, read, snap, self.guard,
+                                                    self.journal_limit),
+            read.next_token, rounds + 1)
+        if result.status == "failed":
+            # e.g. a changed entry taking the name of one that has not changed yet: what a
+            # full read resolves whole, a partial one cannot.
+            self.fallback_reason = f"the incremental apply failed ({result.error})"
+            return None
+        return result
 
 
 @dataclass

@@ -1,0 +1,86 @@
+"""Reading and replacing the memberships of a few entities, for incremental syncs.
+
+An incremental sync touches the memberships of the groups that changed and of the members
+that changed, nothing else; these functions work on exactly that scope, by store id, in the
+caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection, Table, bindparam, delete, select
+
+from dirsync.store.bulk import insert_rows
+from dirsync.store.tables import group_memberships, groups, user_memberships, users
+
+Pair = tuple[int, int]  # (parent group id, member id)
+
+
+def _chunks(values: Sequence, size: int = 900) -> Iterable[Sequence]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def ids_by_external(conn: Connection, kind: str, directory_id: int,
+                    external_ids: Iterable[str]) -> dict[str, int]:
+    table = users if kind == "user" else groups
+    wanted = sorted(set(external_ids))
+    out: dict[str, int] = {}
+    for chunk in _chunks(wanted):
+        out.update(conn.execute(select(table.c.external_id, table.c.id).where(
+            table.c.directory_id == directory_id, table.c.external_id.in_(chunk))).all())
+    return out
+
+
+def stored_external_ids(conn: Connection, kind: str, directory_id: int) -> dict[str, tuple[int, str]]:
+    """external id -> (id, name) of every user or group of the directory."""
+    table = users if kind == "user" else groups
+    return {r.external_id: (r.id, r.name) for r in conn.execute(
+        select(table.c.external_id, table.c.id, table.c.name).where(table.c.directory_id == directory_id))}
+
+
+def ids_by_dn_key(conn: Connection, kind: str, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
+    table = users if kind == "user" else groups
+    wanted = sorted(set(keys))
+    out: dict[str, int] = {}
+    for chunk in _chunks(wanted):
+        out.update(conn.execute(select(table.c.dn_key, table.c.id).where(
+            table.c.directory_id == directory_id, table.c.dn_key.in_(chunk))).all())
+    return out
+
+
+def user_ids_by_name_key(conn: Connection, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
+    wanted = sorted(set(keys))
+    out: dict[str, int] = {}
+    for chunk in _chunks(wanted):
+        out.update(conn.execute(select(users.c.name_key, users.c.id).where(
+            users.c.directory_id == directory_id, users.c.name_key.in_(chunk))).all())
+    return out
+
+
+def _table(kind: str) -> tuple[Table, str, str]:
+    if kind == "user":
+        return user_memberships, "group_id", "user_id"
+    return group_memberships, "parent_id", "child_id"
+
+
+def current_pairs(conn: Connection, kind: str, parents: Sequence[int], members: Sequence[int]) -> set[Pair]:
+    """Memberships (user or group kind) whose parent is in `parents` or member in `members`."""
+    table, parent, member = _table(kind)
+    out: set[Pair] = set()
+    for column, values in ((parent, sorted(parents)), (member, sorted(members))):
+        for chunk in _chunks(values):
+            out.update((p, m) for p, m in conn.execute(
+                select(table.c[parent], table.c[member]).where(table.c[column].in_(chunk))))
+    return out
+
+
+def replace_pairs(conn: Connection, kind: str, added: Sequence[Pair], removed: Sequence[Pair]) -> None:
+    table, parent, member = _table(kind)
+    if removed:
+        # One keyed delete per pair; a row-value IN makes SQLite scan the whole table.
+        conn.execute(delete(table).where(table.c[parent] == bindparam("p"),
+                                         table.c[member] == bindparam("m")),
+                     [{"p": p, "m": m} for p, m in removed])
+    insert_rows(conn, table, (parent, member), sorted(added))

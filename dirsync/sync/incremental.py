@@ -1,0 +1,118 @@
+"""Applying an incremental read (dirsync.ldap.changes.IncrementalRead) to the store.
+
+The read's contract says what a full read would now give; this applies it, in the caller's
+transaction, with journal rows, touching only what changed:
+
+1. entities gone (the log's deleted ids, or everything outside the scanned present sets);
+2. changed users and groups upserted by external id, set-wise like a full sync;
+3. each changed group's direct members replaced by its member references, resolved against
+   the store's DN keys (or usernames for memberUid);
+4. each changed entity's memberships in unchanged groups replaced by `listed_by`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dirsync import events as ev
+from dirsync.ldap.changes import IncrementalRead
+from dirsync.model import Snapshot
+from dirsync.store import journal, scoped, stage
+from dirsync.store.db import Connection
+from dirsync.sync.apply import ApplyCounts
+from dirsync.sync.setwise import Losses
+
+
+def _gone(stored: dict[str, tuple[int, str]], read: IncrementalRead,
+          present: frozenset[str] | None) -> list[tuple[int, str]]:
+    out = [stored[x] for x in read.deleted_ids if x in stored]
+    if present is not None:
+        out += [v for x, v in stored.items() if x not in present and x not in read.deleted_ids]
+    return sorted(out)
+
+
+def apply_incremental(conn: Connection, directory_id: int, read: IncrementalRead,
+                      snapshot: Snapshot, guard: Callable[[Losses], None],
+                      journal_limit: int) -> ApplyCounts:
+    """`snapshot` holds the read's changed users and groups after name settlement (entities
+    whose names another directory owns are left out)."""
+    stored_users = scoped.stored_external_ids(conn, "user", directory_id)
+    stored_groups = scoped.stored_external_ids(conn, "group", directory_id)
+    gone_users = _gone(stored_users, read, read.present_user_ids)
+    gone_groups = _gone(stored_groups, read, read.present_group_ids)
+
+    stage.create(conn)
+    try:
+        stage.stage_users_rows(conn, snapshot.users)
+        stage.stage_groups_rows(conn, snapshot.groups)
+        for kind in (stage.USERS, stage.GROUPS):
+            stage.mark(conn, kind, directory_id)
+        guard(Losses(
+            len(gone_users) + stage.deactivated(conn, stage.USERS, directory_id), len(stored_users),
+            len(gone_groups) + stage.deactivated(conn, stage.GROUPS, directory_id), len(stored_groups),
+        ))
+        new_users, changed_users = stage.counts(conn, stage.USERS)
+        new_groups, changed_groups = stage.counts(conn, stage.GROUPS)
+        batch = journal.Batch()
+        for label, kind, gone in ((ev.USER, stage.USERS, gone_users),
+                                  (ev.GROUP, stage.GROUPS, gone_groups)):
+            batch.entity(label, ev.DELETED, [(i, name, ()) for i, name in gone])
+            batch.entity(label, ev.UPDATED, stage.changes_for_journal(conn, kind, directory_id))
+        user_ids = stage.write(conn, stage.USERS, directory_id, [i for i, _ in gone_users])
+        group_ids = stage.write(conn, stage.GROUPS, directory_id, [i for i, _ in gone_groups])
+        batch.entity(ev.USER, ev.CREATED, [(i, None, ()) for i in user_ids])
+        batch.entity(ev.GROUP, ev.CREATED, [(i, None, ()) for i in group_ids])
+    finally:
+        stage.drop(conn)
+
+    added, removed = _memberships(conn, directory_id, read, snapshot)
+    for kind, journal_kind in (("user", ev.USER_MEMBERSHIP), ("group", ev.GROUP_MEMBERSHIP)):
+        scoped.replace_pairs(conn, kind, added[kind], removed[kind])
+        # Journal pairs are (member, parent group).
+        batch.pair(journal_kind, ev.CREATED, [(m, p) for p, m in added[kind]])
+        batch.pair(journal_kind, ev.DELETED, [(m, p) for p, m in removed[kind]])
+    batch.write(conn, journal_limit)
+    return ApplyCounts(
+        users_added=new_users, users_updated=changed_users, users_removed=len(gone_users),
+        groups_added=new_groups, groups_updated=changed_groups, groups_removed=len(gone_groups),
+        memberships_added=len(added["user"]) + len(added["group"]),
+        memberships_removed=len(removed["user"]) + len(removed["group"]),
+    )
+
+
+def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
+                 snapshot: Snapshot) -> tuple[dict[str, list], dict[str, list]]:
+    kept_users = {u.external_id for u in snapshot.users}
+    kept_groups = {g.external_id for g in snapshot.groups}
+    user_id = scoped.ids_by_external(conn, "user", directory_id, kept_users)
+    group_id = scoped.ids_by_external(conn, "group", directory_id,
+                                      kept_groups | {g for ids in read.listed_by.values() for g in ids})
+    changed_groups = {group_id[x] for x in read.group_members if x in kept_groups and x in group_id}
+    changed_users = {user_id[x] for x in kept_users if x in user_id}
+    changed_children = {group_id[x] for x in kept_groups if x in group_id}
+
+    refs = {group_id[x]: r for x, r in read.group_members.items() if x in kept_groups and x in group_id}
+    dn_keys = {k for r in refs.values() for k in r.dn_keys}
+    users_by_dn = scoped.ids_by_dn_key(conn, "user", directory_id, dn_keys)
+    groups_by_dn = scoped.ids_by_dn_key(conn, "group", directory_id, dn_keys)
+    users_by_name = scoped.user_ids_by_name_key(conn, directory_id,
+                                                {k for r in refs.values() for k in r.name_keys})
+    wanted: dict[str, set[tuple[int, int]]] = {"user": set(), "group": set()}
+    for parent, r in refs.items():
+        wanted["user"] |= {(parent, users_by_dn[k]) for k in r.dn_keys if k in users_by_dn}
+        wanted["user"] |= {(parent, users_by_name[k]) for k in r.name_keys if k in users_by_name}
+        wanted["group"] |= {(parent, groups_by_dn[k]) for k in r.dn_keys
+                            if k in groups_by_dn and groups_by_dn[k] != parent}
+    for external, parents in read.listed_by.items():
+        ids = {group_id[p] for p in parents if p in group_id} - changed_groups
+        if external in user_id:
+            wanted["user"] |= {(p, user_id[external]) for p in ids}
+        if external in group_id and external in kept_groups:
+            wanted["group"] |= {(p, group_id[external]) for p in ids if p != group_id[external]}
+    added: dict[str, list] = {}
+    removed: dict[str, list] = {}
+    for kind, members in (("user", changed_users), ("group", changed_children)):
+        current = scoped.current_pairs(conn, kind, sorted(changed_groups), sorted(members))
+        added[kind] = sorted(wanted[kind] - current)
+        removed[kind] = sorted(current - wanted[kind])
+    return added, removed
