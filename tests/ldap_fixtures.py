@@ -1,13 +1,15 @@
 """pytest fixtures for the LDAP tests: a seeded slapd, directory configs, private subtrees.
 
 Fixtures
-* `slapd` — the shared SlapdServer (TLS on), seeded with fixtures/ldap/{org, disabled,
-  nesting, escaping}.ldif; started on first use, restarted if a test left it stopped. Tests
-  must not change the seed: anything that writes uses `ldap_tree`.
+* `slapd` — the shared SlapdServer (TLS on, syncprov and accesslog on), seeded with
+  fixtures/ldap/{org, disabled, nesting, escaping}.ldif; started on first use, restarted if a
+  test left it stopped. Tests must not change the seed: anything that writes uses `ldap_tree`.
 * `ldap_tree` — a private subtree `ou=t-<hex>,dc=example,dc=com` with `ou=people` and
   `ou=groups`, deleted after the test; helpers add users and groups to it.
-* `private_slapd` — a fresh slapd (TLS on, org.ldif loaded) for one test, for tests that stop
-  or kill the server; closed afterwards.
+* `private_slapd` — a fresh slapd (TLS on, org.ldif loaded, no change tracking) for one test,
+  for tests that stop or kill the server; closed afterwards.
+* `changelog_slapd` — the same with syncprov and accesslog, `syncprov_slapd` with syncprov only
+  (contextCSN, but no change log): for incremental-sync tests that need a server of their own.
 * `directory_config` — factory: `directory_config(server=None, **keys) -> DirectoryConfig`,
   parsed by the real `parse_directories` from a [[directories]] table that reads the seed
   as the sync account; `keys` override or (with None) remove table keys; `password=` sets
@@ -41,9 +43,10 @@ PASSWORD_ENV = "DIRSYNC_TEST_BIND_PASSWORD"
 _shared: SlapdServer | None = None
 
 
-def _new_server(seed: tuple[str, ...]) -> SlapdServer:
+def _new_server(seed: tuple[str, ...], *, syncprov: bool = False,
+                accesslog: bool = False) -> SlapdServer:
     try:
-        server = SlapdServer(tls=True)
+        server = SlapdServer(tls=True, syncprov=syncprov, accesslog=accesslog)
     except MissingServer as exc:
         skip_or_fail(str(exc))
     try:
@@ -60,7 +63,8 @@ def _new_server(seed: tuple[str, ...]) -> SlapdServer:
 def slapd() -> SlapdServer:
     global _shared
     if _shared is None or _shared.base_dir is None:
-        _shared = _new_server(SEED)  # closed by its atexit hook at the end of the run
+        # closed by its atexit hook at the end of the run
+        _shared = _new_server(SEED, syncprov=True, accesslog=True)
     _shared.ensure_running()
     return _shared
 
@@ -68,6 +72,24 @@ def slapd() -> SlapdServer:
 @pytest.fixture
 def private_slapd() -> Iterator[SlapdServer]:
     server = _new_server(("org",))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def changelog_slapd() -> Iterator[SlapdServer]:
+    server = _new_server(("org",), syncprov=True, accesslog=True)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def syncprov_slapd() -> Iterator[SlapdServer]:
+    server = _new_server(("org",), syncprov=True)
     try:
         yield server
     finally:

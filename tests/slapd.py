@@ -4,6 +4,9 @@
   generated here) and back_mdb database in a temp dir, listening on 127.0.0.1 only: plain LDAP
   (StartTLS capable) and, with `tls=True`, LDAPS on a second port. Overlays memberof, refint
   and ppolicy are on, so memberOf, member renames and account locks behave as in production.
+  With `syncprov=True` the syncprov overlay keeps contextCSN on the suffix (entryCSN is always
+  there); with `accesslog=True` every successful write is also logged, with its entryUUID, in
+  a second mdb database under ACCESSLOG_SUFFIX — what incremental sync reads.
   `stop()` shuts it down cleanly, `kill()` the way a crash would; `start()` brings the same
   data back on the same ports, so URLs handed out earlier stay valid.
 * `make_ca` / `issue_certificate` — throwaway certificates made with the `openssl` CLI.
@@ -56,6 +59,7 @@ LIMITED_DN = f"cn=limited,{SUFFIX}"
 LIMITED_PASSWORD = "limited-secret"
 LIMITED_SIZE = 3
 POLICY_DN = f"cn=default,ou=policies,{SUFFIX}"
+ACCESSLOG_SUFFIX = "cn=accesslog"
 CONFIG_DN = "cn=config"  # rootdn of the cn=config database, for online config changes
 CONFIG_PASSWORD = "config-secret"
 # A pwdAccountLockedTime of this value locks an account until an administrator unlocks it.
@@ -190,6 +194,8 @@ class SlapdServer:
         startup_timeout: float = 15.0,
         extra_modules: Iterable[str] = (),
         extra_config: str = "",
+        syncprov: bool = False,
+        accesslog: bool = False,
     ) -> None:
         self.tools = find_openldap()
         self.tls = tls
@@ -197,6 +203,8 @@ class SlapdServer:
         self.startup_timeout = startup_timeout
         self.extra_modules = tuple(extra_modules)
         self.extra_config = extra_config
+        self.syncprov = syncprov
+        self.accesslog = accesslog
         self.host = "127.0.0.1"
         self.port = 0
         self.ldaps_port = 0
@@ -381,6 +389,7 @@ class SlapdServer:
         atexit.register(self.close)  # no orphaned slapd if the run dies before teardown
         (base / "slapd.d").mkdir()
         (base / "data").mkdir()
+        (base / "log").mkdir()
         if self.tls:
             self.ca = make_ca(base / "tls")
             issue_certificate(self.ca, base / "tls", self.cert_names)
@@ -397,14 +406,33 @@ class SlapdServer:
             tls = (f"olcTLSCACertificateFile: {self.ca_file}\n"
                    f"olcTLSCertificateFile: {base / 'tls' / 'server.pem'}\n"
                    f"olcTLSCertificateKeyFile: {base / 'tls' / 'server.key'}\n")
-        modules = "".join(f"olcModuleLoad: {m}\n" for m in (*BASE_MODULES, *self.extra_modules))
+        overlays = (("syncprov",) if self.syncprov else ()) + (
+            ("accesslog",) if self.accesslog else ())
+        modules = "".join(f"olcModuleLoad: {m}\n"
+                          for m in (*BASE_MODULES, *overlays, *self.extra_modules))
         schemas = "".join(f"include: file://{SCHEMA_DIR / s}.ldif\n\n" for s in SCHEMAS)
         return _CONFIG_TEMPLATE.format(
             base=base, tls=tls, modules=modules, module_dir=MODULE_DIR, schemas=schemas,
             suffix=SUFFIX, admin_dn=ADMIN_DN, admin_pw=ADMIN_PASSWORD, sync_dn=SYNC_DN,
             limited_dn=LIMITED_DN, limited_size=LIMITED_SIZE, policy_dn=POLICY_DN,
             config_dn=CONFIG_DN, config_pw=CONFIG_PASSWORD,
-        ) + self.extra_config
+        ) + self._change_tracking_ldif() + self.extra_config
+
+    def _change_tracking_ldif(self) -> str:
+        # Overlays are numbered after the base ones ({0}-{2}); the log database must exist
+        # (be defined earlier in the LDIF) before the accesslog overlay names it.
+        ldif = ""
+        index = 3
+        if self.accesslog:
+            ldif += _ACCESSLOG_DATABASE.format(
+                base=self._base, log_suffix=ACCESSLOG_SUFFIX, admin_dn=ADMIN_DN,
+                sync_dn=SYNC_DN, limited_dn=LIMITED_DN, limited_size=LIMITED_SIZE)
+        if self.syncprov:
+            ldif += _SYNCPROV_OVERLAY.format(index=index)
+            index += 1
+        if self.accesslog:
+            ldif += _ACCESSLOG_OVERLAY.format(index=index, log_suffix=ACCESSLOG_SUFFIX)
+        return ldif
 
     def _start_once(self) -> None:
         urls = self.url + "/" + (f" {self.ldaps_url}/" if self.tls else "")
@@ -545,6 +573,49 @@ objectClass: olcOverlayConfig
 objectClass: olcPPolicyConfig
 olcOverlay: {{2}}ppolicy
 olcPPolicyDefault: {policy_dn}
+
+"""
+
+# Change tracking (syncprov=True, accesslog=True). The log database is readable by the two
+# service accounts only, with the same limits as the main database. logsuccess: failed writes
+# are not changes. logold/logoldattr keep the old entryUUID of deleted and renamed entries,
+# which is where OpenLDAP 2.4 (no reqEntryUUID) has it. No logpurge: test servers are short-lived.
+_ACCESSLOG_DATABASE = """\
+dn: olcDatabase={{2}}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {{2}}mdb
+olcSuffix: {log_suffix}
+olcDbDirectory: {base}/log
+olcRootDN: {admin_dn}
+olcDbNoSync: TRUE
+olcDbMaxSize: 1073741824
+olcDbIndex: entryCSN eq
+olcDbIndex: reqStart eq
+olcLimits: {{0}}dn.exact="{sync_dn}" size=unlimited time=unlimited
+olcLimits: {{1}}dn.exact="{limited_dn}" size.soft={limited_size} size.hard={limited_size}
+olcAccess: {{0}}to * by dn.exact="{sync_dn}" read by dn.exact="{limited_dn}" read by * none
+
+"""
+
+_SYNCPROV_OVERLAY = """\
+dn: olcOverlay={{{index}}}syncprov,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: {{{index}}}syncprov
+
+"""
+
+_ACCESSLOG_OVERLAY = """\
+dn: olcOverlay={{{index}}}accesslog,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcAccessLogConfig
+olcOverlay: {{{index}}}accesslog
+olcAccessLogDB: {log_suffix}
+olcAccessLogOps: writes
+olcAccessLogSuccess: TRUE
+olcAccessLogOld: (objectClass=*)
+olcAccessLogOldAttr: entryUUID
 
 """
 

@@ -64,6 +64,7 @@ set_config_parameter("CASE_INSENSITIVE_ATTRIBUTE_NAMES", False)
 __all__ = [
     "BASE", "SIMPLE", "SUBTREE", "Connection", "lx",
     "open_connection", "service_connection", "bound", "close_quietly", "translate",
+    "connected_url",
 ]
 
 
@@ -191,6 +192,14 @@ def bound(config: DirectoryConfig, doing: str = "connecting") -> Iterator[Connec
         yield conn
     finally:
         close_quietly(conn)
+
+
+def connected_url(conn: Connection) -> str:
+    """The URL of the server an open connection reached (after failover), as `LdapUrl` writes
+    it: incremental sync tokens name the server their marks belong to."""
+    server = conn.server
+    scheme = "ldaps" if server.ssl else "ldap"
+    return str(LdapUrl(scheme, server.host, int(server.port)))
 
 
 def close_quietly(conn: Connection) -> None:

@@ -25,6 +25,17 @@ def equality(attribute: str, value: str | bytes) -> str:
     return f"({attribute}={escape_filter_value(value)})"
 
 
+def at_least(attribute: str, value: str) -> str:
+    """`(attribute>=value)` with the value escaped (ordering match: entryCSN, uSNChanged)."""
+    return f"({attribute}>={escape_filter_value(value)})"
+
+
+def matches_with(attribute: str, rule: str, value: str) -> str:
+    """`(attribute:rule:=value)`, an extensible match with the value escaped: compares with a
+    matching rule other than the attribute's own (memberUid is case-exact, names are not)."""
+    return f"({attribute}:{rule}:={escape_filter_value(value)})"
+
+
 def all_of(*filters: str | None) -> str:
     """AND of the given filters, leaving out None; a single filter is returned as it is."""
     parts = [f for f in filters if f]

@@ -48,6 +48,24 @@ def fast_dn_key(text: str) -> str:
         return text.lower()
     return dn_key(text)
 
+
+def member_dn_key(value: str, membership: str) -> str | None:
+    """The dn_key a DN-valued membership value (member, uniqueMember, memberOf) names, or None
+    when it is not a DN. uniqueMember's optional `#'0101'B` suffix is dropped. The full read
+    and the incremental read (changes.py) both match members through this one function."""
+    text = _UID_SUFFIX.sub("", value) if membership == UNIQUE_MEMBER else value
+    if not text.strip():
+        return None
+    try:
+        return fast_dn_key(text)
+    except ValueError:
+        return None
+
+
+def member_name_key(value: str) -> str:
+    """The name key a memberUid value names (usernames match case-insensitively)."""
+    return name_key(value.strip())
+
 Entity = TypeVar("Entity", User, Group)
 
 
@@ -181,7 +199,7 @@ class SnapshotBuilder:
         d = self.diagnostics
         if self.membership == MEMBER_UID:
             for value in values:
-                name = name_key(value.strip())
+                name = member_name_key(value)
                 if name in users.names:
                     resolved.append(name)
                 else:
@@ -280,14 +298,7 @@ class SnapshotBuilder:
             return self._keys[value]
         except KeyError:
             pass
-        text = value
-        if self.membership == UNIQUE_MEMBER:
-            text = _UID_SUFFIX.sub("", text)
-        try:
-            key: str | None = fast_dn_key(text) if text.strip() else None
-        except ValueError:
-            key = None
-        self._keys[value] = key
+        key = self._keys[value] = member_dn_key(value, self.membership)
         return key
 
 

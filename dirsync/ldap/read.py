@@ -109,14 +109,24 @@ def read_directory(config: DirectoryConfig, progress: Progress | None = None) ->
                          counter.references_ignored)
 
 
+_REFUSAL = ("dirsync will not treat that as every user having been deleted; check the base "
+            "DN, the filter and the bind account's read access")
+
+
+def empty_user_search(config: DirectoryConfig, user_filter: str) -> UnexpectedEmptyResult:
+    """The error for a user search that found nothing: the full read and the incremental
+    read's id scan both refuse it, since acting on it would delete every user."""
+    return UnexpectedEmptyResult(config.name, f"the user search under '{config.user_base_dn}' "
+                                 f"with filter {user_filter} found no entries although the "
+                                 f"base exists; {_REFUSAL}")
+
+
 def _refuse_empty_users(config: DirectoryConfig, user_filter: str, entries: int, usable: int,
                         diagnostics: ReadDiagnostics) -> None:
     where = f"the user search under '{config.user_base_dn}' with filter {user_filter}"
-    refusal = ("dirsync will not treat that as every user having been deleted; check the base "
-               "DN, the filter and the bind account's read access")
+    refusal = _REFUSAL
     if entries == 0:
-        raise UnexpectedEmptyResult(config.name, f"{where} found no entries although the base "
-                                    f"exists; {refusal}")
+        raise empty_user_search(config, user_filter)
     if usable == 0:
         first = diagnostics.skipped[0]
         raise UnexpectedEmptyResult(config.name, f"{where} found {entries} entries but none is a "

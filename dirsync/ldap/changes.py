@@ -1,0 +1,715 @@
+"""Incremental reads: what changed in a directory since a token, or FullSyncRequired.
+
+    token = initial_token(config)          # before a full read; store it with that result
+    read = read_changes(config, token)     # later: IncrementalRead, with read.next_token
+
+Supported: OpenLDAP with the syncprov overlay (method `openldap-contextcsn`). Everything else
+gets a token that makes `read_changes` raise FullSyncRequired with the reason (Active
+Directory and 389 DS incremental reads are not implemented yet; memberOf membership cannot
+be read incrementally at all, see `unsupported_reason`).
+
+How one read goes (one connection, as the service account):
+
+1. **Marks.** The contextCSN of the database suffix above each base DN, compared with the
+   token (`watermark.plan_round`): another server, another database, a CSN that went back, a
+   server id that appeared, or a changed configuration → FullSyncRequired. Nothing written
+   since (and nothing left to settle) → an empty result after this one search.
+2. **Changed entries**: `(&(<user filter>)(entryCSN>=<mark>))` under the user base, the same
+   for groups, each returning the full current state of the entry, mapped by the same
+   `EntryMapper` as the full read. Entries that no longer map (no username, ...) are reported
+   as deleted, as a full read would leave them out.
+3. **Moved subtrees.** Renaming or moving an OU changes the DN of everything below it without
+   touching their entryCSN; so the changed entries *with subordinates* under each base are
+   found, and the users / groups below each of them read again.
+4. **Groups that list a changed entry.** OpenLDAP's refint overlay rewrites member values
+   after a rename silently (no entryCSN, no accesslog record), and a new entry can take a DN
+   that groups listed before it existed. So for every changed user or group, the groups
+   whose member attribute names it (its current DN; for memberUid, its username) are looked
+   up: one small search per changed entry that returns only the groups' ids, not their
+   member lists (an "everyone" group lists everyone; reading it again for each change would
+   cost more than the change). The resulting guarantee, which the store relies on: **the
+   groups listing a changed entry are exactly the changed groups whose members name it, and
+   `listed_by[its id]`.**
+5. **Deletions**, from one of two sources (`IncrementalRead.deletions` says which):
+   * `accesslog` — when an OpenLDAP accesslog database is visible to the bind account, reaches
+     back to the mark (its `minCSN`) and passes the checks of `delta.judge_log`: every entry
+     any logged write touched (reqEntryUUID) that is not among the changed entries in scope
+     is gone from the mirror's scope (deleted, moved out, filtered out). A container renamed
+     out of a base with entries still below it cannot be followed through the log; the read
+     then switches to the scan.
+   * `present-scan` — otherwise: one paged search per base requesting only the unique id;
+     `present_user_ids` / `present_group_ids` are the complete sets.
+
+Every search is paged and checked page by page (paging.py): a size limit, a broken page
+sequence or a lost connection raises the LdapError, never a partial result. Nothing here
+touches the store. ldap3 is not imported here (connection.py is its only door).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterator, Mapping, Sequence
+
+from dirsync.dn import dn_key
+from dirsync.ldap.config import DirectoryConfig
+from dirsync.ldap.connection import Connection, bound, connected_url
+from dirsync.ldap.delta import (
+    LogRecord,
+    LogVerdict,
+    MemberRefs,
+    ancestors,
+    bases_of,
+    judge_log,
+    member_refs,
+    or_chunks,
+    outermost,
+    parse_log_record,
+    within,
+)
+from dirsync.ldap.entries import EntryMapper, Skip
+from dirsync.ldap.errors import (
+    BaseDnMissing,
+    DirectoryOperationFailed,
+    FullSyncRequired,
+    IncompleteRead,
+)
+from dirsync.ldap.filters import all_of, at_least, entry_filter, equality, matches_with
+from dirsync.ldap.members import Skipped, fast_dn_key
+from dirsync.ldap.paging import RawEntry, read_entry, search_pages
+from dirsync.ldap.presets import MEMBER_OF, MEMBER_UID
+from dirsync.ldap.read import empty_user_search
+from dirsync.ldap.watermark import (
+    METHOD_CONTEXTCSN,
+    METHOD_NONE,
+    Token,
+    config_fingerprint,
+    context_marks,
+    first_marks,
+    format_token,
+    parse_csn,
+    parse_token,
+    plan_round,
+    unsupported_token,
+)
+from dirsync.model import Group, User
+
+log = logging.getLogger(__name__)
+
+# Changes are read again for this long after they were first seen: refint finishes its silent
+# member rewrites in a background task (see watermark.py), one unindexed search of the whole
+# database per rename or delete. Measured here on 2 cores: 30 renames, moves and deletes took
+# refint 12 s to work off at 10,000 users and 106 s at 100,000. Re-reading ten minutes of
+# changes costs little; missing a rewrite costs a membership until the next full sync.
+SETTLE_SECONDS = 600.0
+
+DELETIONS_ACCESSLOG = "accesslog"
+DELETIONS_PRESENT = "present-scan"
+DELETIONS_NONE = "none"  # nothing was written since the token: nothing can have gone
+DELETION_CHOICES = ("auto", DELETIONS_PRESENT)
+
+# progress(phase, entries_read): "changes" while changed entries are read, "deletions" during
+# the deletion check; called when a phase starts and after every page.
+Progress = Callable[[str, int], None]
+PHASE_CHANGES = "changes"
+PHASE_DELETIONS = "deletions"
+
+_NONLEAF = "(hasSubordinates=TRUE)"
+_LOG_FILTER = "(&(objectClass=auditWriteObject)(reqResult=0))"
+_AUDIT_CONTAINER = "auditcontainer"
+
+
+@dataclass
+class ChangeDiagnostics:
+    """How an incremental read went; for logs, status and benchmarks."""
+
+    method: str = METHOD_CONTEXTCSN
+    deletions: str = DELETIONS_NONE
+    why_scan: str = ""  # why deletions came from a scan rather than the accesslog
+    windows: dict[str, str] = field(default_factory=dict)  # suffix -> CSN read from
+    searches: int = 0
+    entries_read: int = 0
+    log_records: int = 0
+    subtrees_reread: list[str] = field(default_factory=list)  # moved / renamed containers
+    parent_lookups: int = 0  # searches for the unchanged groups listing a changed entry
+    listings: int = 0  # (changed entry, unchanged group listing it) pairs found
+    skipped: list[Skipped] = field(default_factory=list)  # changed entries that do not map
+
+    def summary(self) -> str:
+        parts = [f"method {self.method}", f"deletions by {self.deletions}",
+                 f"{self.searches} searches", f"{self.entries_read} entries read"]
+        if self.log_records:
+            parts.append(f"{self.log_records} accesslog records")
+        if self.subtrees_reread:
+            parts.append(f"{len(self.subtrees_reread)} moved subtrees read again")
+        if self.listings:
+            parts.append(f"{self.listings} memberships in unchanged groups")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} changed entries not usable")
+        if self.why_scan:
+            parts.append(f"scan because {self.why_scan}")
+        return ", ".join(parts)
+
+
+@dataclass
+class IncrementalRead:
+    """What changed since a token. Applying it to a mirror that held the directory as of that
+    token gives what a full read now would give, when applied in this order:
+
+    1. Remove every entry whose external id is in `deleted_ids`; when `present_user_ids` /
+       `present_group_ids` are set (deletions == "present-scan"), also every user / group
+       whose id is not in them. `deleted_ids` may name entries the mirror never held (log
+       records of entries outside the scope): ignore those.
+    2. Insert or update `changed_users` and `changed_groups` by external id (DN, names,
+       active flag: the full current state).
+    3. For every changed group (the keys of `group_members`), replace its direct members by
+       its MemberRefs resolved against the mirror after step 2: `dn_keys` against each
+       user's and group's `dn_key(dn)`, `name_keys` (memberUid) against the users' name keys.
+       Keys that name nothing are members outside the scope, as in the full read; a group
+       naming itself is ignored.
+    4. For every changed user and group, its memberships in groups that did *not* change are
+       exactly `listed_by.get(its id, ())`: remove the others, add these (ids the mirror does
+       not hold are groups a full read leaves out: ignore them).
+
+    Every other membership (an unchanged group and an unchanged member) stays as it is.
+    Invariants: no id is both changed and in `deleted_ids`; the present sets contain every
+    changed id; `listed_by` names no changed group. Name clashes between a changed entry and an unchanged one (two entries with
+    the same username) are the mirror's to settle, with the full read's rule (members.py).
+    """
+
+    directory: str
+    method: str
+    deletions: str  # DELETIONS_ACCESSLOG, DELETIONS_PRESENT or DELETIONS_NONE
+    changed_users: list[User]
+    changed_groups: list[Group]
+    group_members: dict[str, MemberRefs]  # changed group id -> its direct members
+    listed_by: dict[str, frozenset[str]]  # changed entry id -> unchanged groups listing it
+    deleted_ids: frozenset[str]
+    present_user_ids: frozenset[str] | None
+    present_group_ids: frozenset[str] | None
+    next_token: str
+    diagnostics: ChangeDiagnostics
+    started_at: datetime  # aware UTC
+    seconds: float
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changed_users or self.changed_groups or self.deleted_ids
+                    or self.present_user_ids is not None)
+
+
+# -- the public entry points ------------------------------------------------------------------
+
+
+def unsupported_reason(config: DirectoryConfig) -> str | None:
+    """Why this configuration cannot be read incrementally at all (before any connection)."""
+    if not config.incremental:
+        return "incremental sync is switched off for this directory (incremental = false)"
+    if config.membership == MEMBER_OF:
+        return ("membership = \"memberOf\" cannot be synced incrementally: the servers update "
+                "memberOf without marking the member as changed (OpenLDAP's memberof overlay "
+                "sets no entryCSN, AD's back-links no uSNChanged), so a new or removed "
+                "membership would go unseen; use membership = \"member\" for incremental sync")
+    if config.preset == "active_directory":
+        return ("incremental sync for Active Directory (uSNChanged with the invocationID "
+                "guard) is not implemented yet; every sync of this directory is a full one")
+    if config.preset == "389ds":
+        return ("incremental sync for 389 Directory Server (entryUSN or the retro changelog) "
+                "is not implemented yet; every sync of this directory is a full one")
+    return None
+
+
+def initial_token(config: DirectoryConfig, *, settle_seconds: float = SETTLE_SECONDS) -> str:
+    """The token to store with a full read: call it *before* the full read starts, so that
+    whatever changes while the full read runs is read again by the next incremental read.
+    Never raises FullSyncRequired: a directory that cannot be read incrementally gets a token
+    that says why. Raises LdapError when the directory cannot be asked."""
+    reason = unsupported_reason(config)
+    if reason:
+        return unsupported_token(reason)
+    now = datetime.now(timezone.utc)
+    with bound(config, doing="connecting to read the sync marks") as conn:
+        server = connected_url(conn)
+        current, _ = _context_csns(conn, config)
+    if isinstance(current, str):
+        return unsupported_token(current)
+    suffixes, since = first_marks(current.values(), now, settle_seconds)
+    return format_token(Token(METHOD_CONTEXTCSN, server, config_fingerprint(config),
+                              suffixes, since))
+
+
+def read_changes(config: DirectoryConfig, token: str, progress: Progress | None = None, *,
+                 deletions: str = "auto",
+                 settle_seconds: float = SETTLE_SECONDS) -> IncrementalRead:
+    """Everything that changed in `config`'s directory since `token` (see IncrementalRead).
+
+    Raises FullSyncRequired when the changes cannot be read correctly from this token, and an
+    LdapError when the directory cannot be read (nothing partial is ever returned).
+    `deletions="present-scan"` skips the accesslog and scans the ids (benchmarks, tests)."""
+    if deletions not in DELETION_CHOICES:
+        raise ValueError(f"deletions must be one of {DELETION_CHOICES}, not {deletions!r}")
+    started_at = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    parsed = parse_token(config.name, token)
+    if parsed.method == METHOD_NONE:
+        raise FullSyncRequired(config.name, parsed.reason)
+    reason = unsupported_reason(config)
+    if reason:
+        raise FullSyncRequired(config.name, reason)
+    if parsed.method != METHOD_CONTEXTCSN:
+        raise FullSyncRequired(config.name, f"the token's method {parsed.method!r} is not "
+                               "implemented for this directory")
+    if parsed.fingerprint != config_fingerprint(config):
+        raise FullSyncRequired(config.name, "the directory's configuration (bases, filters, "
+                               "object classes, membership or attribute mapping) changed since "
+                               "the token was taken")
+    with bound(config, doing="connecting to read changes") as conn:
+        server = connected_url(conn)
+        if server != parsed.server:
+            raise FullSyncRequired(config.name, f"the token was taken from {parsed.server}, "
+                                   f"this read reached {server}; marks of one server do not "
+                                   "apply to another")
+        current, reads = _context_csns(conn, config)
+        if isinstance(current, str):
+            raise FullSyncRequired(config.name, current)
+        plan = plan_round(config.name, parsed, current, started_at, settle_seconds)
+        diagnostics = ChangeDiagnostics(searches=reads)
+        next_token = format_token(plan.next_token)
+        if plan.nothing_to_read:
+            return IncrementalRead(
+                config.name, METHOD_CONTEXTCSN, DELETIONS_NONE, [], [], {}, {}, frozenset(),
+                None, None, next_token, diagnostics, started_at, time.monotonic() - clock)
+        reader = _Reader(conn, config, progress, diagnostics)
+        result = reader.read(current, plan.lower, deletions)
+    seconds = time.monotonic() - clock
+    read = IncrementalRead(
+        directory=config.name, method=METHOD_CONTEXTCSN, deletions=diagnostics.deletions,
+        changed_users=result.users, changed_groups=result.groups,
+        group_members=result.members, listed_by=result.listed_by, deleted_ids=result.deleted,
+        present_user_ids=result.present_users, present_group_ids=result.present_groups,
+        next_token=next_token, diagnostics=diagnostics, started_at=started_at, seconds=seconds)
+    log.info("directory %r: incremental read in %.2f s: %d users and %d groups changed, %d "
+             "gone%s (%s)", config.name, seconds, len(read.changed_users),
+             len(read.changed_groups), len(read.deleted_ids),
+             "" if read.present_user_ids is None else
+             f", {len(read.present_user_ids)} users and {len(read.present_group_ids or ())} "
+             "groups present", diagnostics.summary())
+    if diagnostics.why_scan:
+        log.warning("directory %r: deletions found by a scan of all ids, because %s",
+                    config.name, diagnostics.why_scan)
+    return read
+
+
+# -- marks ------------------------------------------------------------------------------------
+
+
+def _context_csns(conn: Connection, config: DirectoryConfig
+                  ) -> tuple[dict[str, tuple[str, dict[str, str]]] | str, int]:
+    """suffix key -> (suffix DN, {sid: contextCSN}) for the databases holding the base DNs,
+    or a sentence saying why there is no usable contextCSN; and how many entries were read."""
+    found: dict[str, tuple[str, dict[str, str]]] = {}
+    read: dict[str, list[bytes]] = {}  # dn key -> contextCSN values: the bases share parents
+    for base in dict.fromkeys((config.user_base_dn, config.group_base_dn)):
+        suffix = _suffix_of(conn, config, base, read)
+        if isinstance(suffix, str):
+            return suffix, len(read)
+        found[dn_key(suffix[0])] = suffix
+    return found, len(read)
+
+
+def _suffix_of(conn: Connection, config: DirectoryConfig, base: str,
+               read: dict[str, list[bytes]]) -> tuple[str, dict[str, str]] | str:
+    # syncprov keeps contextCSN on the suffix entry of its database: the nearest entry at or
+    # above the base that has one. Entries the account may not see read as absent.
+    for dn in ancestors(base):
+        key = dn_key(dn)
+        if key not in read:
+            entry = read_entry(conn, config, dn, ["contextCSN"], what="the sync marks of")
+            read[key] = entry[1].get("contextcsn", []) if entry else []
+        values = read[key]
+        if values:
+            try:
+                return dn, context_marks(bytes(v).decode("ascii") for v in values)
+            except (ValueError, UnicodeDecodeError) as exc:
+                return f"the contextCSN of {dn} is not understood ({exc})"
+    return (f"no contextCSN was found on '{base}' or above it, so changes cannot be read "
+            "incrementally; enable OpenLDAP's syncprov overlay on the database (it also needs "
+            "an eq index on entryCSN) and let the bind account read contextCSN on the suffix "
+            "entry")
+
+
+# -- the read ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Result:
+    users: list[User]
+    groups: list[Group]
+    members: dict[str, MemberRefs]
+    listed_by: dict[str, frozenset[str]]
+    deleted: frozenset[str]
+    present_users: frozenset[str] | None
+    present_groups: frozenset[str] | None
+
+
+@dataclass
+class _Found:
+    """Changed entries of one kind, by external id."""
+
+    entities: dict[str, User | Group] = field(default_factory=dict)
+    csns: dict[str, str] = field(default_factory=dict)  # id -> entryCSN (entryCSN search only)
+    skipped_ids: set[str] = field(default_factory=set)
+
+
+class _Reader:
+    def __init__(self, conn: Connection, config: DirectoryConfig, progress: Progress | None,
+                 diagnostics: ChangeDiagnostics) -> None:
+        self.conn = conn
+        self.config = config
+        self.mapper = EntryMapper(config)
+        self.report = progress or (lambda phase, entries: None)
+        self.d = diagnostics
+        self.user_filter = entry_filter(config.user_object_class, config.user_filter)
+        self.group_filter = entry_filter(config.group_object_class, config.group_filter)
+        self.user_base = dn_key(config.user_base_dn)
+        self.group_base = dn_key(config.group_base_dn)
+        self.members: dict[str, MemberRefs] = {}
+        self.listed_by: dict[str, frozenset[str]] = {}
+
+    # -- plumbing --------------------------------------------------------------------------
+    def search(self, base: str, search_filter: str, attributes: Sequence[str], what: str,
+               phase: str) -> Iterator[RawEntry]:
+        self.d.searches += 1
+        for page in search_pages(self.conn, self.config, base, search_filter, attributes,
+                                 what=what):
+            self.d.entries_read += len(page)
+            yield from page
+            self.report(phase, self.d.entries_read)
+
+    def read(self, current: Mapping[str, tuple[str, Mapping[str, str]]],
+             lower: Mapping[str, str | None], deletions: str) -> _Result:
+        config = self.config
+        # The database holding each base: the deepest suffix above it (a subordinate
+        # database lies below its superior's suffix).
+        suffix_of = {base: max((k for k in current if within(base, k)), key=len)
+                     for base in (self.user_base, self.group_base)}
+        user_mark = lower[suffix_of[self.user_base]]
+        group_mark = lower[suffix_of[self.group_base]]
+        for key, mark in lower.items():
+            if mark:
+                self.d.windows[current[key][0]] = mark
+        self.report(PHASE_CHANGES, 0)
+
+        users, groups = _Found(), _Found()
+        if user_mark:
+            self.read_users(config.user_base_dn, all_of(self.user_filter,
+                            at_least("entryCSN", user_mark)), users, "changed users", True)
+        if group_mark:
+            self.read_groups(config.group_base_dn, all_of(self.group_filter,
+                             at_least("entryCSN", group_mark)), groups, "changed groups", True)
+
+        # The accesslog, when there is one we can use, decides which moved containers need
+        # their subtree read again (only renamed ones) and which ids are gone.
+        verdict: LogVerdict | None = None
+        if deletions == "auto":
+            verdict = self.read_log(current, lower, users, groups)
+        renamed = verdict.renamed if verdict else None
+
+        for base, mark, is_users in ((config.user_base_dn, user_mark, True),
+                                     (config.group_base_dn, group_mark, False)):
+            if mark:
+                self.reread_moved(base, mark, users if is_users else groups, is_users, renamed)
+
+        if verdict is not None:
+            self.check_renamed_containers(verdict, current)
+
+        self.find_parents(users, groups)
+
+        if verdict is not None and verdict.usable:
+            self.d.deletions = DELETIONS_ACCESSLOG
+            in_scope = set(users.entities) | set(groups.entities)
+            gone = (verdict.touched - in_scope) | users.skipped_ids | groups.skipped_ids
+            return self.result(users, groups, gone, None, None)
+        return self.scan(users, groups)
+
+    def result(self, users: _Found, groups: _Found, gone: set[str],
+               present_users: frozenset[str] | None,
+               present_groups: frozenset[str] | None) -> _Result:
+        # A group that left the scope after the member lookups cannot be anyone's parent.
+        listed_by = {entity_id: parents - gone for entity_id, parents in self.listed_by.items()
+                     if entity_id not in gone and parents - gone}
+        return _Result(_users(users), _groups(groups), self.members, listed_by,
+                       frozenset(gone), present_users, present_groups)
+
+    # -- changed entries -------------------------------------------------------------------
+    def read_users(self, base: str, search_filter: str, found: _Found, what: str,
+                   by_csn: bool) -> None:
+        attributes = [*self.mapper.user_attributes(), "entryCSN"]
+        for dn, values in self.search(base, search_filter, attributes, what, PHASE_CHANGES):
+            try:
+                fast_dn_key(dn)
+                user = self.mapper.user(dn, values)
+            except (Skip, ValueError) as exc:
+                self.skip(dn, values, f"not read as a user: {exc}", found)
+                continue
+            assert user.external_id is not None
+            self.keep(found, user.external_id, user, values, by_csn)
+
+    def read_groups(self, base: str, search_filter: str, found: _Found, what: str,
+                    by_csn: bool) -> None:
+        attributes = [*self.mapper.group_attributes(), "entryCSN"]
+        for dn, values in self.search(base, search_filter, attributes, what, PHASE_CHANGES):
+            try:
+                fast_dn_key(dn)
+                group = self.mapper.group(dn, values)
+            except (Skip, ValueError) as exc:
+                self.skip(dn, values, f"not read as a group: {exc}", found)
+                continue
+            assert group.external_id is not None
+            self.keep(found, group.external_id, group, values, by_csn)
+            self.members[group.external_id] = member_refs(self.mapper.members(values),
+                                                          self.config.membership)
+
+    def keep(self, found: _Found, entity_id: str, entity: User | Group,
+             values: Mapping[str, Sequence[bytes]], by_csn: bool) -> None:
+        found.entities[entity_id] = entity
+        found.skipped_ids.discard(entity_id)
+        csn = values.get("entrycsn")
+        if by_csn and csn:
+            found.csns[entity_id] = bytes(csn[0]).decode("ascii", "replace")
+
+    def skip(self, dn: str, values: Mapping[str, Sequence[bytes]], reason: str,
+             found: _Found) -> None:
+        # A changed entry that no longer maps is not in what a full read returns: if the mirror
+        # holds it (by id), it must go. Without an id it cannot be in the mirror at all.
+        self.d.skipped.append(Skipped(dn, reason))
+        try:
+            entity_id = self.mapper.external_id(values)
+        except Skip:
+            return
+        if entity_id not in found.entities:
+            found.skipped_ids.add(entity_id)
+        csn = values.get("entrycsn")
+        if csn:
+            found.csns[entity_id] = bytes(csn[0]).decode("ascii", "replace")
+
+    # -- moved subtrees --------------------------------------------------------------------
+    def reread_moved(self, base: str, mark: str, found: _Found, is_users: bool,
+                     renamed: Mapping[str, set[str]] | None) -> None:
+        containers: list[str] = []
+        for dn, values in self.search(base, all_of(at_least("entryCSN", mark), _NONLEAF),
+                                      ["entryUUID"], "changed entries with subordinates",
+                                      PHASE_CHANGES):
+            uuid = _text(values, "entryuuid").lower()
+            # With the accesslog, a container that was only modified (a description, ...)
+            # kept its DN, and so did everything below it.
+            if renamed is not None and uuid not in renamed:
+                continue
+            containers.append(dn)
+        keys = {fast_dn_key(dn): dn for dn in containers}
+        for key in outermost(keys):
+            dn = keys[key]
+            self.d.subtrees_reread.append(dn)
+            if is_users:
+                self.read_users(dn, self.user_filter, found, "users below a moved entry", False)
+            else:
+                self.read_groups(dn, self.group_filter, found, "groups below a moved entry",
+                                 False)
+
+    # -- groups listing changed entries ----------------------------------------------------
+    def find_parents(self, users: _Found, groups: _Found) -> None:
+        """For each changed entry, the unchanged groups in scope whose member attribute names
+        it. One search per entry, returning ids only: which value matched is what we need,
+        and an OR of several entries could not tell."""
+        if self.config.membership == MEMBER_UID:
+            lookups = [(i, matches_with("memberUid", "caseIgnoreIA5Match", u.name))
+                       for i, u in users.entities.items()]
+        else:
+            attribute = self.config.membership
+            lookups = [(i, equality(attribute, e.dn))
+                       for i, e in (*users.entities.items(), *groups.entities.items()) if e.dn]
+        attributes = [self.config.attributes.unique_id]
+        for entity_id, condition in lookups:
+            self.d.parent_lookups += 1
+            parents: set[str] = set()
+            for _, values in self.search(self.config.group_base_dn,
+                                         all_of(self.group_filter, condition), attributes,
+                                         "groups listing a changed entry", PHASE_CHANGES):
+                try:
+                    parent = self.mapper.external_id(values)
+                except Skip:
+                    continue  # no id: not in the mirror either
+                if parent not in self.members:
+                    parents.add(parent)
+            if parents:
+                self.listed_by[entity_id] = frozenset(parents)
+                self.d.listings += len(parents)
+
+    # -- the accesslog ---------------------------------------------------------------------
+    def read_log(self, current: Mapping[str, tuple[str, Mapping[str, str]]],
+                 lower: Mapping[str, str | None], users: _Found, groups: _Found
+                 ) -> LogVerdict | None:
+        """The verdict of the accesslog on this window, or None when there is no log to use
+        (then deletions come from a scan; the reason is in the diagnostics)."""
+        if len(current) != 1:
+            self.d.why_scan = "the user and group bases lie in different databases"
+            return None
+        if self.mapper.unique_id != "entryuuid":
+            self.d.why_scan = (f"the unique id attribute is {self.config.attributes.unique_id}, "
+                               "and the accesslog names entries by entryUUID")
+            return None
+        [(key, (suffix, seen))] = current.items()
+        mark = lower[key]
+        assert mark is not None
+        try:
+            found = self.find_log(key)
+            if isinstance(found, str):
+                self.d.why_scan = found
+                return None
+            log_base, min_csns = found
+            late = [m for m in min_csns if parse_csn(m) > parse_csn(mark)]
+            if not min_csns or late:
+                self.d.why_scan = (f"the accesslog {log_base} does not reach back to {mark} "
+                                   f"(it starts at {', '.join(min_csns) or 'nothing'}: purged, "
+                                   "or enabled later)")
+                return None
+            # reqOld: OpenLDAP 2.4 has no reqEntryUUID; there the entryUUID is found among the
+            # old values when the log is configured with `logoldattr entryUUID`.
+            attributes = ["reqType", "reqDN", "reqEntryUUID", "reqOld", "entryCSN"]
+            records: list[LogRecord] = []
+            for dn, values in self.search(log_base, all_of(_LOG_FILTER,
+                                          at_least("entryCSN", mark)), attributes,
+                                          "accesslog records", PHASE_CHANGES):
+                record = parse_log_record(values, dn, "entryuuid")
+                if isinstance(record, str):
+                    self.d.why_scan = record
+                    return None
+                records.append(record)
+        except (IncompleteRead, BaseDnMissing, DirectoryOperationFailed) as exc:
+            # The log is an optimisation: when it cannot be read completely, the scan is still
+            # correct. A lost connection is not this kind of error and goes up.
+            self.d.why_scan = f"the accesslog could not be read: {exc.reason}"
+            return None
+        self.d.log_records = len(records)
+        moved = [csn for sid, csn in seen.items()
+                 if parse_csn(csn) >= parse_csn(mark)]
+        verdict = judge_log(records, changed_csns={**users.csns, **groups.csns},
+                            newest_csns=moved)
+        if not verdict.usable:
+            self.d.why_scan = verdict.why_not
+            return None
+        return verdict
+
+    def find_log(self, suffix_key: str) -> tuple[str, list[str]] | str:
+        """The accesslog database's suffix and minCSN values, or why there is none to use."""
+        root = read_entry(self.conn, self.config, "", ["namingContexts"],
+                          what="the root DSE")
+        contexts = [bytes(v).decode("utf-8", "replace")
+                    for v in (root[1].get("namingcontexts", ()) if root else ())]
+        logs: list[tuple[str, list[str]]] = []
+        for context in contexts:
+            try:
+                if dn_key(context) == suffix_key:
+                    continue
+            except ValueError:
+                continue
+            entry = read_entry(self.conn, self.config, context, ["objectClass", "minCSN"],
+                               what="a naming context")
+            if entry is None:
+                continue
+            classes = {bytes(v).decode("utf-8", "replace").lower()
+                       for v in entry[1].get("objectclass", ())}
+            if _AUDIT_CONTAINER in classes:
+                logs.append((context, [bytes(v).decode("ascii", "replace")
+                                       for v in entry[1].get("mincsn", ())]))
+        if not logs:
+            return "no accesslog database is visible to the bind account"
+        if len(logs) > 1:
+            return (f"several accesslog databases are visible ({', '.join(c for c, _ in logs)})"
+                    " and it cannot be told which one logs this directory")
+        return logs[0]
+
+    def check_renamed_containers(self, verdict: LogVerdict,
+                                 current: Mapping[str, tuple[str, Mapping[str, str]]]) -> None:
+        """A container renamed or moved so that entries below it left a base cannot be
+        followed through the log (their own ids are in no record): fall back to the scan."""
+        if not verdict.usable:
+            return
+        bases = (self.user_base, self.group_base)
+        suspects = {entry_id: olds for entry_id, olds in verdict.renamed.items()
+                    if any(bases_of(old, bases) for old in olds)}
+        if not suspects:
+            return
+        now: dict[str, tuple[str, bool]] = {}
+        parts = [equality("entryUUID", entry_id) for entry_id in sorted(suspects)]
+        for suffix, _ in current.values():
+            for chunk in or_chunks(parts):
+                for dn, values in self.search(suffix, chunk, ["entryUUID", "hasSubordinates"],
+                                              "renamed entries", PHASE_CHANGES):
+                    now[_text(values, "entryuuid").lower()] = (
+                        dn, _text(values, "hassubordinates").upper() == "TRUE")
+        for entry_id, olds in suspects.items():
+            dn, has_children = now.get(entry_id, ("", False))
+            if not has_children:
+                continue  # a leaf: its own id is in `touched`; anything below left on record
+            new = bases_of(fast_dn_key(dn), bases)
+            if any(bases_of(old, bases) - new for old in olds):
+                verdict.usable = False
+                verdict.why_not = (f"the container now at {dn} was moved out of a base DN "
+                                   "with entries below it")
+                self.d.why_scan = verdict.why_not
+                return
+
+    # -- the deletion scan -----------------------------------------------------------------
+    def scan(self, users: _Found, groups: _Found) -> _Result:
+        self.d.deletions = DELETIONS_PRESENT
+        self.report(PHASE_DELETIONS, self.d.entries_read)
+        present_users = self.scan_ids(self.config.user_base_dn, self.user_filter, "user ids")
+        if not present_users:
+            # As in the full read: "nobody is there" is far more often a lost ACL or a wrong
+            # filter than the truth, and these sets tell the store what to delete.
+            raise empty_user_search(self.config, self.user_filter)
+        present_groups = self.scan_ids(self.config.group_base_dn, self.group_filter,
+                                       "group ids")
+        gone = set(users.skipped_ids | groups.skipped_ids)
+        # An entry found changed but missing from the scan that followed left the scope in
+        # between: the scan is the newer truth.
+        for found, present in ((users, present_users), (groups, present_groups)):
+            for entity_id in [i for i in found.entities if i not in present]:
+                del found.entities[entity_id]
+                self.members.pop(entity_id, None)
+                gone.add(entity_id)
+        return self.result(users, groups, gone, frozenset(present_users - users.skipped_ids),
+                           frozenset(present_groups - groups.skipped_ids))
+
+    def scan_ids(self, base: str, search_filter: str, what: str) -> set[str]:
+        ids: set[str] = set()
+        for _, values in self.search(base, search_filter, [self.config.attributes.unique_id],
+                                     what, PHASE_DELETIONS):
+            try:
+                ids.add(self.mapper.external_id(values))
+            except Skip:
+                continue  # no id: not in the mirror, so nothing to keep
+        return ids
+
+
+def _users(found: _Found) -> list[User]:
+    return [e for e in found.entities.values() if isinstance(e, User)]
+
+
+def _groups(found: _Found) -> list[Group]:
+    return [e for e in found.entities.values() if isinstance(e, Group)]
+
+
+def _text(values: Mapping[str, Sequence[bytes]], name: str) -> str:
+    raw = values.get(name) or ()
+    return bytes(raw[0]).decode("utf-8", "replace").strip() if raw else ""
+
+
+__all__ = [
+    "DELETIONS_ACCESSLOG", "DELETIONS_NONE", "DELETIONS_PRESENT", "SETTLE_SECONDS",
+    "ChangeDiagnostics", "IncrementalRead", "MemberRefs", "FullSyncRequired",
+    "initial_token", "read_changes", "unsupported_reason",
+]

@@ -1,0 +1,179 @@
+"""The rules of an incremental read, without the reading. Pure.
+
+`changes.py` searches; this module decides what the answers mean:
+
+* `MemberRefs` / `member_refs` — a group's member values, parsed exactly as the full read
+  parses them (`members.member_dn_key`, `members.member_name_key`), for the store to resolve.
+* `within`, `bases_of`, `ancestors` — scope tests on normalised DNs.
+* `LogRecord`, `parse_log_record`, `LogVerdict`, `judge_log` — what an OpenLDAP accesslog
+  window says about deletions, and whether it can be trusted for them at all.
+* `or_chunks` — long OR filters split into searches of bounded size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from dirsync.dn import escape_rdn_value, parse_dn
+from dirsync.ldap.filters import any_of
+from dirsync.ldap.members import member_dn_key, member_name_key
+from dirsync.ldap.presets import MEMBER_UID
+
+# Values per OR filter: small enough for any server's filter limits, large enough that 100
+# changes cost one or two searches.
+OR_CHUNK = 100
+
+
+@dataclass(frozen=True)
+class MemberRefs:
+    """The direct members one group lists, as comparison keys.
+
+    `dn_keys` for member / uniqueMember (normalised DNs, `dirsync.dn.dn_key`), `name_keys` for
+    memberUid (usernames, `dirsync.names.name_key`). `unparsable` counts values that are
+    neither (the full read reports them as unresolvable and ignores them)."""
+
+    dn_keys: frozenset[str] = frozenset()
+    name_keys: frozenset[str] = frozenset()
+    unparsable: int = 0
+
+
+def member_refs(values: Sequence[str], membership: str) -> MemberRefs:
+    if membership == MEMBER_UID:
+        names = {member_name_key(v) for v in values}
+        names.discard("")
+        return MemberRefs(name_keys=frozenset(names))
+    keys: set[str] = set()
+    bad = 0
+    for value in values:
+        key = member_dn_key(value, membership)
+        if key is None:
+            bad += 1
+        else:
+            keys.add(key)
+    return MemberRefs(dn_keys=frozenset(keys), unparsable=bad)
+
+
+# -- scope ------------------------------------------------------------------------------------
+
+
+def within(key: str, base_key: str) -> bool:
+    """Whether the entry with dn_key `key` is `base_key` or below it (subtree scope)."""
+    return key == base_key or key.endswith("," + base_key)
+
+
+def bases_of(key: str, base_keys: Iterable[str]) -> frozenset[str]:
+    return frozenset(b for b in base_keys if within(key, b))
+
+
+def ancestors(dn: str) -> list[str]:
+    """`dn` and every entry above it, nearest first, as DN strings (re-escaped from the
+    parsed form, so an escaped comma in a value stays one value). The root is not included."""
+    rdns = parse_dn(dn)
+    written = ["+".join(f"{kind}={value if value.startswith('#') else escape_rdn_value(value)}"
+                        for kind, value in rdn) for rdn in rdns]
+    return [",".join(written[i:]) for i in range(len(written))]
+
+
+def outermost(keys: Iterable[str]) -> list[str]:
+    """The keys that are not below another key of the set (re-reading a subtree covers every
+    subtree inside it)."""
+    ordered = sorted(set(keys), key=lambda k: (k.count(","), k))
+    kept: list[str] = []
+    for key in ordered:
+        if not any(within(key, outer) for outer in kept):
+            kept.append(key)
+    return kept
+
+
+def or_chunks(parts: Sequence[str], size: int = OR_CHUNK) -> Iterator[str]:
+    """`(|part...)` filters of at most `size` parts each, in order."""
+    for start in range(0, len(parts), size):
+        yield any_of(*parts[start:start + size])
+
+
+# -- the accesslog ----------------------------------------------------------------------------
+
+ADD, DELETE, MODIFY, MODRDN = "add", "delete", "modify", "modrdn"
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One successful write in OpenLDAP's accesslog (objectClass auditWriteObject)."""
+
+    kind: str  # add, delete, modify, modrdn
+    dn: str  # reqDN: the entry's DN before the operation
+    entry_id: str  # reqEntryUUID (or the id logged in reqOld), lower-cased
+    csn: str  # the log entry's entryCSN, which is the CSN of the write it records
+
+
+def parse_log_record(values: Mapping[str, Sequence[bytes]], dn: str,
+                     id_attribute: str) -> LogRecord | str:
+    """A LogRecord from a log entry's raw values, or a sentence saying why it cannot be one.
+    `id_attribute` is the directory's unique id attribute (lower-case): reqEntryUUID holds the
+    entryUUID; any other id must have been logged as an old value (`logoldattr`)."""
+    def text(name: str) -> str:
+        raw = values.get(name) or ()
+        return bytes(raw[0]).decode("utf-8", "replace").strip() if raw else ""
+
+    kind = text("reqtype").lower()
+    if kind not in (ADD, DELETE, MODIFY, MODRDN):
+        return f"log entry {dn} records a {kind or 'missing'} operation"
+    entry_id = ""
+    if id_attribute == "entryuuid":
+        entry_id = text("reqentryuuid")
+    if not entry_id:
+        prefix = f"{id_attribute}:"
+        for raw in values.get("reqold") or ():
+            line = bytes(raw).decode("utf-8", "replace")
+            if line.lower().startswith(prefix):
+                entry_id = line[len(prefix):].strip()
+                break
+    if not entry_id and kind != ADD:
+        return (f"log entry {dn} ({kind} of {text('reqdn')}) carries no {id_attribute}: add "
+                f"it to the accesslog's olcAccessLogOldAttr (logoldattr) and olcAccessLogOld")
+    csn = text("entrycsn")
+    if not csn:
+        return f"log entry {dn} has no entryCSN"
+    return LogRecord(kind, text("reqdn"), entry_id.lower(), csn)
+
+
+@dataclass
+class LogVerdict:
+    """What a window of the accesslog says, once compared with what the searches found."""
+
+    usable: bool
+    why_not: str = ""
+    touched: set[str] = field(default_factory=set)  # ids of entries any record wrote to
+    renamed: dict[str, set[str]] = field(default_factory=dict)  # id -> old DN keys (modrdn)
+
+
+def judge_log(records: Sequence[LogRecord], *, changed_csns: Mapping[str, str],
+              newest_csns: Iterable[str]) -> LogVerdict:
+    """Whether the records can be trusted to name every entry written in the window.
+
+    The checks catch a log that does not cover this database, leaves out operation types, or
+    is filtered by `logbase`: every changed entry found by entryCSN (`changed_csns`: id ->
+    entryCSN) must have a record with that CSN, and so must the newest change of each server
+    id (`newest_csns`, the contextCSN values that moved), which may be a delete. A log that
+    fails them is not used; deletions are then found by a scan of the ids instead."""
+    by_csn = {r.csn.lower() for r in records}
+    for entry_id, csn in changed_csns.items():
+        if csn.lower() not in by_csn:
+            return LogVerdict(False, f"the accesslog has no record of the change {csn} to the "
+                              f"entry {entry_id} (does it log every write to this database?)")
+    for csn in newest_csns:
+        if csn.lower() not in by_csn:
+            return LogVerdict(False, f"the accesslog has no record of the newest change {csn} "
+                              "(does it log every write, deletes included?)")
+    verdict = LogVerdict(True)
+    for record in records:
+        if record.entry_id:
+            verdict.touched.add(record.entry_id)
+        if record.kind == MODRDN:
+            old = member_dn_key(record.dn, "member")  # the DN as a key; None if it is not one
+            if old is None:
+                return LogVerdict(False, f"the accesslog names an entry renamed from "
+                                  f"{record.dn!r}, which is not a valid DN")
+            verdict.renamed.setdefault(record.entry_id, set()).add(old)
+    return verdict
