@@ -22,41 +22,39 @@ def _chunks(values: Sequence, size: int = 900) -> Iterable[Sequence]:
         yield values[i : i + size]
 
 
-def ids_by_external(conn: Connection, kind: str, directory_id: int,
-                    external_ids: Iterable[str]) -> dict[str, int]:
-    table = users if kind == "user" else groups
-    wanted = sorted(set(external_ids))
+def _lookup(conn: Connection, table: Table, key: str, directory_id: int,
+            keys: Iterable[str]) -> dict[str, int]:
+    """key value -> id, for the directory's rows whose `key` column is one of `keys`."""
+    wanted = sorted(set(keys))
     out: dict[str, int] = {}
     for chunk in _chunks(wanted):
-        out.update(conn.execute(select(table.c.external_id, table.c.id).where(
-            table.c.directory_id == directory_id, table.c.external_id.in_(chunk))).all())
+        out.update(conn.execute(select(table.c[key], table.c.id).where(
+            table.c.directory_id == directory_id, table.c[key].in_(chunk))).all())
     return out
+
+
+def _entities(kind: str) -> Table:
+    return users if kind == "user" else groups
+
+
+def ids_by_external(conn: Connection, kind: str, directory_id: int,
+                    external_ids: Iterable[str]) -> dict[str, int]:
+    return _lookup(conn, _entities(kind), "external_id", directory_id, external_ids)
+
+
+def ids_by_dn_key(conn: Connection, kind: str, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
+    return _lookup(conn, _entities(kind), "dn_key", directory_id, keys)
+
+
+def user_ids_by_name_key(conn: Connection, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
+    return _lookup(conn, users, "name_key", directory_id, keys)
 
 
 def stored_external_ids(conn: Connection, kind: str, directory_id: int) -> dict[str, tuple[int, str]]:
     """external id -> (id, name) of every user or group of the directory."""
-    table = users if kind == "user" else groups
+    table = _entities(kind)
     return {r.external_id: (r.id, r.name) for r in conn.execute(
         select(table.c.external_id, table.c.id, table.c.name).where(table.c.directory_id == directory_id))}
-
-
-def ids_by_dn_key(conn: Connection, kind: str, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
-    table = users if kind == "user" else groups
-    wanted = sorted(set(keys))
-    out: dict[str, int] = {}
-    for chunk in _chunks(wanted):
-        out.update(conn.execute(select(table.c.dn_key, table.c.id).where(
-            table.c.directory_id == directory_id, table.c.dn_key.in_(chunk))).all())
-    return out
-
-
-def user_ids_by_name_key(conn: Connection, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
-    wanted = sorted(set(keys))
-    out: dict[str, int] = {}
-    for chunk in _chunks(wanted):
-        out.update(conn.execute(select(users.c.name_key, users.c.id).where(
-            users.c.directory_id == directory_id, users.c.name_key.in_(chunk))).all())
-    return out
 
 
 def _table(kind: str) -> tuple[Table, str, str]:

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dirsync import events as ev
 from dirsync.ldap.changes import IncrementalRead
 from dirsync.model import Snapshot
-from dirsync.store import journal, scoped, stage
+from dirsync.store import scoped, stage
 from dirsync.store.db import Connection
 from dirsync.sync.apply import ApplyCounts
-from dirsync.sync.setwise import Losses
+from dirsync.sync.setwise import Losses, counts_of, write_entities
 
 
 def _gone(stored: dict[str, tuple[int, str]], read: IncrementalRead,
@@ -36,35 +36,16 @@ def apply_incremental(conn: Connection, directory_id: int, read: IncrementalRead
                       journal_limit: int) -> ApplyCounts:
     """`snapshot` holds the read's changed users and groups after name settlement (entities
     whose names another directory owns are left out)."""
-    stored_users = scoped.stored_external_ids(conn, "user", directory_id)
-    stored_groups = scoped.stored_external_ids(conn, "group", directory_id)
-    gone_users = _gone(stored_users, read, read.present_user_ids)
-    gone_groups = _gone(stored_groups, read, read.present_group_ids)
-
-    stage.create(conn)
+    stored = {"user": scoped.stored_external_ids(conn, "user", directory_id),
+              "group": scoped.stored_external_ids(conn, "group", directory_id)}
+    present = {"user": read.present_user_ids, "group": read.present_group_ids}
     try:
-        stage.stage_users_rows(conn, snapshot.users)
-        stage.stage_groups_rows(conn, snapshot.groups)
-        for kind in (stage.USERS, stage.GROUPS):
-            stage.mark(conn, kind, directory_id)
-        guard(Losses(
-            len(gone_users) + stage.deactivated(conn, stage.USERS, directory_id), len(stored_users),
-            len(gone_groups) + stage.deactivated(conn, stage.GROUPS, directory_id), len(stored_groups),
-        ))
-        new_users, changed_users = stage.counts(conn, stage.USERS)
-        new_groups, changed_groups = stage.counts(conn, stage.GROUPS)
-        batch = journal.Batch()
-        for label, kind, gone in ((ev.USER, stage.USERS, gone_users),
-                                  (ev.GROUP, stage.GROUPS, gone_groups)):
-            batch.entity(label, ev.DELETED, [(i, name, ()) for i, name in gone])
-            batch.entity(label, ev.UPDATED, stage.changes_for_journal(conn, kind, directory_id))
-        user_ids = stage.write(conn, stage.USERS, directory_id, [i for i, _ in gone_users])
-        group_ids = stage.write(conn, stage.GROUPS, directory_id, [i for i, _ in gone_groups])
-        batch.entity(ev.USER, ev.CREATED, [(i, None, ()) for i in user_ids])
-        batch.entity(ev.GROUP, ev.CREATED, [(i, None, ()) for i in group_ids])
+        done = write_entities(conn, directory_id, snapshot,
+                              lambda _c, kind: _gone(stored[kind.name], read, present[kind.name]),
+                              guard)
     finally:
         stage.drop(conn)
-
+    batch = done.batch
     added, removed = _memberships(conn, directory_id, read, snapshot)
     for kind, journal_kind in (("user", ev.USER_MEMBERSHIP), ("group", ev.GROUP_MEMBERSHIP)):
         scoped.replace_pairs(conn, kind, added[kind], removed[kind])
@@ -72,12 +53,8 @@ def apply_incremental(conn: Connection, directory_id: int, read: IncrementalRead
         batch.pair(journal_kind, ev.CREATED, [(m, p) for p, m in added[kind]])
         batch.pair(journal_kind, ev.DELETED, [(m, p) for p, m in removed[kind]])
     batch.write(conn, journal_limit)
-    return ApplyCounts(
-        users_added=new_users, users_updated=changed_users, users_removed=len(gone_users),
-        groups_added=new_groups, groups_updated=changed_groups, groups_removed=len(gone_groups),
-        memberships_added=len(added["user"]) + len(added["group"]),
-        memberships_removed=len(removed["user"]) + len(removed["group"]),
-    )
+    return counts_of(done, len(added["user"]) + len(added["group"]),
+                     len(removed["user"]) + len(removed["group"]))
 
 
 def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,

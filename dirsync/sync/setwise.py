@@ -24,36 +24,55 @@ class Losses:
     groups_total: int
 
 
+@dataclass
+class EntityResult:
+    """What `write_entities` did: counts, and the journal rows so far."""
+
+    batch: journal.Batch
+    users: tuple[int, int, int]  # (added, updated, removed)
+    groups: tuple[int, int, int]
+
+
+Gone = Callable[[Connection, stage.Kind], list[tuple[int, str]]]
+
+
+def write_entities(conn: Connection, directory_id: int, snapshot: Snapshot, gone: Gone,
+                   guard: Callable[[Losses], None]) -> EntityResult:
+    """Stage the snapshot's users and groups and write what differs. `gone(conn, kind)` names
+    the stored entities to delete (id, name); it runs after staging. The staging tables are
+    left for the caller's memberships and dropped by `stage.drop`."""
+    stage.create(conn)
+    stage.stage_users_rows(conn, snapshot.users)
+    stage.stage_groups_rows(conn, snapshot.groups)
+    for kind in (stage.USERS, stage.GROUPS):
+        stage.mark(conn, kind, directory_id)
+    removed = {kind.name: gone(conn, kind) for kind in (stage.USERS, stage.GROUPS)}
+    guard(Losses(
+        len(removed["user"]) + stage.deactivated(conn, stage.USERS, directory_id),
+        stage.stored_count(conn, stage.USERS, directory_id),
+        len(removed["group"]) + stage.deactivated(conn, stage.GROUPS, directory_id),
+        stage.stored_count(conn, stage.GROUPS, directory_id),
+    ))
+    batch = journal.Batch()
+    totals = {}
+    for label, kind in ((ev.USER, stage.USERS), (ev.GROUP, stage.GROUPS)):
+        new, changed = stage.counts(conn, kind)
+        batch.entity(label, ev.DELETED, [(i, name, ()) for i, name in removed[kind.name]])
+        batch.entity(label, ev.UPDATED, stage.changes_for_journal(conn, kind, directory_id))
+        created = stage.write(conn, kind, directory_id, [i for i, _ in removed[kind.name]])
+        batch.entity(label, ev.CREATED, [(i, None, ()) for i in created])
+        totals[kind.name] = (new, changed, len(removed[kind.name]))
+    return EntityResult(batch, totals["user"], totals["group"])
+
+
 def apply_setwise(conn: Connection, directory_id: int, snapshot: Snapshot,
                   guard: Callable[[Losses], None], journal_limit: int) -> ApplyCounts:
     """`guard` may raise to refuse the change; nothing has been written when it is called.
     Every entity must carry its external id."""
-    stage.create(conn)
     try:
-        stage.stage_users_rows(conn, snapshot.users)
-        stage.stage_groups_rows(conn, snapshot.groups)
-        for kind in (stage.USERS, stage.GROUPS):
-            stage.mark(conn, kind, directory_id)
-        removed_users = stage.removed(conn, stage.USERS, directory_id)
-        removed_groups = stage.removed(conn, stage.GROUPS, directory_id)
-        guard(Losses(
-            len(removed_users) + stage.deactivated(conn, stage.USERS, directory_id),
-            stage.stored_count(conn, stage.USERS, directory_id),
-            len(removed_groups) + stage.deactivated(conn, stage.GROUPS, directory_id),
-            stage.stored_count(conn, stage.GROUPS, directory_id),
-        ))
-        new_users, changed_users = stage.counts(conn, stage.USERS)
-        new_groups, changed_groups = stage.counts(conn, stage.GROUPS)
-        batch = journal.Batch()
-        for label, kind, gone in ((ev.USER, stage.USERS, removed_users),
-                                  (ev.GROUP, stage.GROUPS, removed_groups)):
-            batch.entity(label, ev.DELETED, [(i, name, ()) for i, name in gone])
-            batch.entity(label, ev.UPDATED, stage.changes_for_journal(conn, kind, directory_id))
-        user_ids = stage.write(conn, stage.USERS, directory_id, [i for i, _ in removed_users])
-        group_ids = stage.write(conn, stage.GROUPS, directory_id, [i for i, _ in removed_groups])
-        batch.entity(ev.USER, ev.CREATED, [(i, None, ()) for i in user_ids])
-        batch.entity(ev.GROUP, ev.CREATED, [(i, None, ()) for i in group_ids])
-
+        done = write_entities(conn, directory_id, snapshot,
+                              lambda c, kind: stage.removed(c, kind, directory_id), guard)
+        batch = done.batch
         stage.stage_pairs(conn, directory_id, snapshot.user_memberships, snapshot.group_memberships)
         changes = stage.pair_changes(conn, directory_id)
         sizes = {label: (stage.count_of(conn, added), stage.count_of(conn, removed))
@@ -74,10 +93,13 @@ def apply_setwise(conn: Connection, directory_id: int, snapshot: Snapshot,
         stage.write_pairs(conn, directory_id, sizes)
     finally:
         stage.drop(conn)
+    return counts_of(done, sizes["user"][0] + sizes["group"][0],
+                     sizes["user"][1] + sizes["group"][1])
+
+
+def counts_of(done: EntityResult, memberships_added: int, memberships_removed: int) -> ApplyCounts:
     return ApplyCounts(
-        users_added=new_users, users_updated=changed_users, users_removed=len(removed_users),
-        groups_added=new_groups, groups_updated=changed_groups,
-        groups_removed=len(removed_groups),
-        memberships_added=sizes["user"][0] + sizes["group"][0],
-        memberships_removed=sizes["user"][1] + sizes["group"][1],
+        users_added=done.users[0], users_updated=done.users[1], users_removed=done.users[2],
+        groups_added=done.groups[0], groups_updated=done.groups[1], groups_removed=done.groups[2],
+        memberships_added=memberships_added, memberships_removed=memberships_removed,
     )
