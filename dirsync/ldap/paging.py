@@ -65,6 +65,11 @@ def search_pages(
                                    paged_cookie=cookie, paged_criticality=True)
         entries = _entries(config, doing, response, counter)
         control = (result.get("controls") or {}).get(PAGED_RESULTS_OID)
+        if control is None and cookie is None and not entries:
+            # 389 DS answers a paged search under a base that does not exist with success, no
+            # entries and no control (a plain search gets noSuchObject): tell that apart.
+            if read_entry(conn, config, base, [NO_ATTRIBUTES]) is None:
+                raise _error(config, doing, result, NO_SUCH_OBJECT)
         if control is None:
             raise PagingIncomplete(config.name, f"{doing}: the server did not return the paged "
                                    "results control, so it cannot be known whether every entry "
