@@ -20,6 +20,8 @@ from dirsync.store.db import Store
 from dirsync.sync.mirror import sync_directory
 
 log = logging.getLogger(__name__)
+# APScheduler logs every job start and end at INFO, once per worker: the jobs log what matters.
+logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def trim_events(settings: Settings, store: Store) -> None:
