@@ -7,13 +7,13 @@ What it writes, under the suffix dc=example,dc=com of tests/slapd.py (the suffix
 and the service accounts come from the harness, so they are not in the file):
 
 * `ou=people` with N inetOrgPerson users (10 % of them in `ou=contractors,ou=people`): names
-  from several languages, about 3 % of usernames non-ASCII (base64 in the LDIF), about 0.5 %
+  from several languages, about 2 % of usernames non-ASCII (base64 in the LDIF), about 0.4 %
   with characters a DN must escape (`, + " \\ ; < >` and a leading `#`), and 2 % named by an
   Active-Directory-style `cn=Last\\, First` RDN instead of `uid=`; about 1 % locked by the
   ppolicy overlay (`pwdAccountLockedTime: 000001010000Z`); a seeded entryUUID on every entry,
   so the same seed gives the same ids.
-* `ou=groups` with M groupOfNames (5 % in `ou=projects,ou=groups`), some with names that need
-  escaping (`Legal, Risk & Compliance`) or are non-ASCII. Direct user memberships follow a
+* `ou=groups` with M groupOfNames (about 9 % in `ou=projects,ou=groups`), some with names that
+  need escaping (`Legal, Risk & Compliance`) or are non-ASCII. Direct user memberships follow a
   Zipf-like law (weight 1/rank, capped at N, at least one member each, exact total): a few
   "everyone"-sized groups and a long tail of small teams, about 10 per user on average.
 * Nesting on about 2 % of groups: department trees under `employees`, a three-group cycle, a
@@ -388,8 +388,11 @@ def make_nesting(rng: random.Random, teams: list[Team], m: Manifest) -> None:
     m.expected_group_memberships = len(edges)
 
 
+Built = tuple[list["Person"], list["Team"], list[str], "Manifest"]
+
+
 def build(users: int, groups: int, memberships: int, seed: int,
-          log=print) -> tuple[list[Person], list[Team], list[str], Manifest]:  # type: ignore[no-untyped-def]
+          log=print) -> Built:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     m = Manifest(GENERATOR_VERSION, seed, users, groups, memberships)
     people = make_people(rng, users, m)

@@ -613,7 +613,7 @@ class Lab:
         self.page_size = page_size
         self.sync_dn, self.sync_password = SYNC_DN, SYNC_PASSWORD
         self.server = SlapdServer(tls=False, startup_timeout=60)
-        self.password_file = OUT_DIR / "ldap-sync.pw"
+        self.password_file = Path()  # in slapd's own temp dir: concurrent runs must not share it
         self.load_seconds = 0.0
 
     def __enter__(self) -> Lab:
@@ -643,13 +643,13 @@ class Lab:
         except BaseException:
             server.close()
             raise
-        self.password_file.parent.mkdir(parents=True, exist_ok=True)
+        assert server.base_dir is not None
+        self.password_file = server.base_dir / "sync.pw"
         self.password_file.write_text(self.sync_password)  # -y reads the whole file: no newline
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.close()
-        self.password_file.unlink(missing_ok=True)
+        self.server.close()  # removes its temp dir, the password file with it
 
     @property
     def slapd_pid(self) -> int:
