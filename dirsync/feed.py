@@ -95,21 +95,21 @@ def read_feed(store: Store, token: str, *, max_rows: int, max_events: int) -> Fe
 def _load_rows(conn: Any, feed: Feed) -> None:
     user_ids: set[int] = set()
     group_ids: set[int] = set()
+    full_users: set[int] = set()  # rendered whole, attributes included
+    full_groups: set[int] = set()
     for event in feed.events:
         if isinstance(event, ev.EntityEvent):
             if event.entity_id is not None:
-                (user_ids if event.kind == ev.USER else group_ids).add(event.entity_id)
+                user = event.kind == ev.USER
+                (user_ids if user else group_ids).add(event.entity_id)
+                (full_users if user else full_groups).add(event.entity_id)
         else:
             (user_ids if event.kind == ev.USER_MEMBERSHIP else group_ids).add(event.child_id)
             group_ids.update(event.parent_ids)
     feed.users = reads.users_by_ids(conn, sorted(user_ids))
     feed.groups = reads.groups_by_ids(conn, sorted(group_ids))
-    full_users = sorted({e.entity_id for e in feed.events
-                         if isinstance(e, ev.EntityEvent) and e.kind == ev.USER and e.entity_id is not None})
-    full_groups = sorted({e.entity_id for e in feed.events
-                          if isinstance(e, ev.EntityEvent) and e.kind == ev.GROUP and e.entity_id is not None})
-    feed.user_attributes = reads.user_attributes_of(conn, full_users)
-    feed.group_attributes = reads.group_attributes_of(conn, full_groups)
+    feed.user_attributes = reads.user_attributes_of(conn, sorted(full_users))
+    feed.group_attributes = reads.group_attributes_of(conn, sorted(full_groups))
 
 
 @dataclass

@@ -65,8 +65,7 @@ def _journal_entities(batch: journal.Batch, kind: str, changes: EntityChanges[An
 
 @dataclass
 class Plan:
-    """What applying a snapshot would change, computed before anything is written, so a
-    caller can refuse it (the mass-deletion guard) without touching the store."""
+    """What applying a snapshot changes, computed from the store before anything is written."""
 
     directory_id: int
     snapshot: Snapshot
@@ -74,17 +73,6 @@ class Plan:
     stored_groups: dict[int, Group]
     user_changes: EntityChanges[User]
     group_changes: EntityChanges[Group]
-
-    def users_lost(self) -> int:
-        """Users this plan deletes or deactivates."""
-        return len(self.user_changes.removed) + sum(
-            1 for i, u in self.user_changes.updated if self.stored_users[i].active and not u.active
-        )
-
-    def groups_lost(self) -> int:
-        return len(self.group_changes.removed) + sum(
-            1 for i, g in self.group_changes.updated if self.stored_groups[i].active and not g.active
-        )
 
 
 def plan_snapshot(conn: Connection, directory_id: int, snapshot: Snapshot) -> Plan:
