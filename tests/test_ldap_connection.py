@@ -13,7 +13,7 @@ import pytest
 
 from dirsync.ldap import errors
 from dirsync.ldap.config import DirectoryConfig
-from dirsync.ldap.connection import close_quietly, open_connection, service_connection
+from dirsync.ldap.connection import bound, close_quietly, open_connection, service_connection
 from dirsync.ldap.read import read_directory
 from ldap_fixtures import *  # noqa: F403 - until conftest lists ldap_fixtures in pytest_plugins
 from servers import free_port
@@ -156,3 +156,18 @@ def test_anonymous_bind(slapd: SlapdServer, directory_config: MakeConfig) -> Non
     finally:
         close_quietly(conn)
     assert SYNC_PASSWORD  # the fixture's account is not needed for this one
+
+
+def test_entries_are_read_by_dirsync_not_by_ldap3(directory_config: MakeConfig) -> None:
+    """connection.py replaces ldap3 2.9.1's receiving and entry decoding (setup.cfg pins the
+    version). Were a change in ldap3 to route around the replacement, entries would come back
+    in ldap3's shape (an `attributes` copy, names spelled as the server sent them)."""
+    config = directory_config()
+    with bound(config) as conn:
+        conn.search(config.user_base_dn, "(objectClass=*)",
+                    attributes=["objectClass", "entryUUID"])
+        entries = [r for r in conn.response if r["type"] == "searchResEntry"]
+    assert len(entries) > 3
+    assert all(set(r) == {"type", "dn", "raw_attributes"} for r in entries)
+    assert all(set(r["raw_attributes"]) <= {"objectclass", "entryuuid"} for r in entries)
+    assert all(isinstance(v, bytes) for r in entries for v in r["raw_attributes"]["objectclass"])

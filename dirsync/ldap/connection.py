@@ -41,7 +41,12 @@ with warnings.catch_warnings():
                             category=DeprecationWarning)
     from ldap3 import ANONYMOUS, BASE, NONE, SIMPLE, SUBTREE, SYNC, Connection, Server, Tls
     from ldap3.core import exceptions as lx
+    from ldap3.strategy.base import RESPONSE_COMPLETE, SESSION_TERMINATED_BY_SERVER
+    from ldap3.strategy.sync import SyncStrategy
+    from ldap3.utils.asn1 import decode_message_fast
     from ldap3.utils.config import set_config_parameter
+
+from dirsync.ldap import ber
 
 from dirsync.ldap.config import DirectoryConfig, LdapUrl
 from dirsync.ldap.errors import (
@@ -63,6 +68,10 @@ set_config_parameter("CASE_INSENSITIVE_ATTRIBUTE_NAMES", False)
 # group with 100,000 members arrives as one multi-megabyte message. 1 MiB reads cut the
 # large benchmark's group read from 13.4 s to 9.1 s (bench/README.md, "LDAP full sync").
 set_config_parameter("SOCKET_SIZE", 1 << 20)
+
+# Messages that do not end an operation (RFC 4511 section 4.5.2: a search's entries and
+# references; intermediate responses).
+_NOT_FINAL = frozenset({"searchResEntry", "searchResRef", "intermediateResponse"})
 
 # The rest of dirsync.ldap takes its ldap3 names from here, so the import above is the only one.
 __all__ = [
@@ -94,6 +103,78 @@ class _Tls(Tls):  # type: ignore[misc]
         )
 
 
+class _Strategy(SyncStrategy):  # type: ignore[misc]
+    """ldap3's synchronous strategy with its receiving and entry decoding replaced.
+
+    ldap3 2.9.1 re-slices its whole receive buffer after every message (quadratic in the
+    messages per socket read) and decodes each entry with its general BER decoder plus a text
+    copy of every value; a full read of a large directory spent most of its time there
+    (bench/LDAP.md). Here the buffer is kept across reads and cut once per read, entries are
+    read by `ber.search_entry` straight into the `raw_attributes` paging.py uses (attribute
+    names already lower-cased), and every other message still goes through ldap3's decoder.
+    Simple binds only: ldap3's SASL signing (DIGEST-MD5) lives in the receiving replaced here.
+    Overrides `receiving` and `_get_response` of ldap3 2.9.1, hence the exact pin in
+    setup.cfg and tests/test_ldap_connection.py checking the names still exist.
+    """
+
+    def __init__(self, ldap_connection: Any) -> None:
+        super().__init__(ldap_connection)
+        self._pending = bytearray()
+        self._names: dict[bytes, str] = {}
+
+    def receiving(self) -> list[bytes]:
+        pending = self._pending
+        while True:
+            messages, used = ber.split_messages(pending)
+            if messages:
+                del pending[:used]
+                return messages
+            try:
+                data = self.connection.socket.recv(self.socket_size)
+            except (OSError, AttributeError) as exc:
+                self.connection.last_error = f"error receiving data: {exc}"
+                with contextlib.suppress(OSError, lx.LDAPExceptionError):
+                    self.close()
+                raise lx.communication_exception_factory(
+                    lx.LDAPSocketReceiveError, type(exc)(str(exc)))(
+                        self.connection.last_error) from exc
+            if not data:
+                pending.clear()
+                return []
+            pending += data
+
+    def _get_response(self, message_id: int, timeout: Any) -> Any:
+        responses: list[Any] = []
+        while True:
+            messages = self.receiving()
+            if not messages:
+                return SESSION_TERMINATED_BY_SERVER
+            for message in messages:
+                try:
+                    entry = ber.search_entry(message, self._names)
+                    if entry is not None:
+                        got, dn, raw = entry
+                        response: dict[str, Any] = {
+                            "type": "searchResEntry", "dn": dn, "raw_attributes": raw}
+                    else:
+                        decoded = decode_message_fast(message)
+                        got = int(decoded["messageID"])
+                        response = self.decode_response_fast(decoded)
+                except (ber.BerError, IndexError, ValueError) as exc:
+                    self.connection.last_error = f"malformed message from the server: {exc}"
+                    raise lx.LDAPSocketReceiveError(self.connection.last_error) from exc
+                if got == 0 and response.get("responseName") == "1.3.6.1.4.1.1466.20036":
+                    return SESSION_TERMINATED_BY_SERVER  # notice of disconnection
+                if got != message_id:
+                    self.connection.last_error = (f"answer to message {got} while waiting for "
+                                                  f"{message_id}")
+                    raise lx.LDAPSocketReceiveError(self.connection.last_error)
+                responses.append(response)
+                if response["type"] not in _NOT_FINAL:
+                    responses.append(RESPONSE_COMPLETE)
+                    return responses
+
+
 def _receive_timeout(config: DirectoryConfig) -> int:
     # ldap3 sets SO_RCVTIMEO with struct.pack('LL', timeout, 0): a float raises there.
     return max(1, math.ceil(config.operation_timeout))
@@ -107,7 +188,7 @@ def _server(config: DirectoryConfig, url: LdapUrl) -> Server:
 
 def _connection(config: DirectoryConfig, url: LdapUrl, user: str | None,
                 password: str | None) -> Connection:
-    return Connection(
+    conn = Connection(
         _server(config, url),
         user=user,
         password=password,
@@ -125,6 +206,13 @@ def _connection(config: DirectoryConfig, url: LdapUrl, user: str | None,
         # (ldap3 issue #1055); we do not need empty lists for missing attributes anyway.
         return_empty_attributes=False,
     )
+    # ldap3 picks its strategy class by name in Connection.__init__ and copies five of its
+    # bound methods onto the connection there; swap both.
+    strategy = conn.strategy = _Strategy(conn)
+    conn.send, conn.open, conn.get_response = strategy.send, strategy.open, strategy.get_response
+    conn.post_send_single_response = strategy.post_send_single_response
+    conn.post_send_search = strategy.post_send_search
+    return conn
 
 
 def open_connection(

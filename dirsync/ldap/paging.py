@@ -142,9 +142,8 @@ def _entries(config: DirectoryConfig, doing: str, response: list[dict[str, Any]]
     for item in response:
         kind = item.get("type")
         if kind == "searchResEntry":
-            raw = item.get("raw_attributes") or {}
-            entries.append((item["dn"], {name.lower(): list(values)
-                                         for name, values in raw.items()}))
+            # connection.py's strategy reads entries with names lower-cased already.
+            entries.append((item["dn"], item["raw_attributes"]))
         elif kind == "searchResRef":
             if config.continuation_references == "ignore":
                 if counter is not None:
