@@ -187,14 +187,19 @@ def group(name: str, dn: str) -> Group:
     return Group(name=name, external_id=name, dn=dn)
 
 
+def raw(*values: str) -> list[bytes]:
+    """Member values as they arrive from the server."""
+    return [v.encode() for v in values]
+
+
 def test_member_dns_match_in_any_spelling() -> None:
     builder = SnapshotBuilder("member")
     builder.add_user(user("jdoe", "cn=Doe\\, John,ou=people,dc=x"))
     builder.add_user(user("jörg", "uid=jörg,ou=people,dc=x"))
-    builder.add_group(group("g", "cn=g,dc=x"), [
+    builder.add_group(group("g", "cn=g,dc=x"), raw(
         "CN=Doe\\2C John, OU=People,DC=X", "uid=j\\C3\\B6rg,ou=people,dc=x",
         "uid=out,ou=elsewhere,dc=x", "not a dn", "cn=G,dc=x",
-    ])
+    ))
     snapshot, d = builder.finish()
     assert snapshot.user_memberships == {("g", "jdoe"), ("g", "jörg")}
     assert d.members_out_of_scope.count == 1
@@ -205,8 +210,8 @@ def test_member_dns_match_in_any_spelling() -> None:
 def test_nesting_cycles_and_unique_member_suffix() -> None:
     builder = SnapshotBuilder("uniqueMember")
     builder.add_user(user("bob", "uid=bob,dc=x"))
-    builder.add_group(group("a", "cn=a,dc=x"), ["cn=b,dc=x", "uid=bob,dc=x#'0101'B"])
-    builder.add_group(group("b", "cn=b,dc=x"), ["cn=a,dc=x"])
+    builder.add_group(group("a", "cn=a,dc=x"), raw("cn=b,dc=x", "uid=bob,dc=x#'0101'B"))
+    builder.add_group(group("b", "cn=b,dc=x"), raw("cn=a,dc=x"))
     snapshot, _ = builder.finish()
     assert snapshot.group_memberships == {("a", "b"), ("b", "a")}
     assert snapshot.user_memberships == {("a", "bob")}
@@ -215,7 +220,7 @@ def test_nesting_cycles_and_unique_member_suffix() -> None:
 def test_member_uid_matches_usernames_case_insensitively() -> None:
     builder = SnapshotBuilder("memberUid")
     builder.add_user(user("Alice", "uid=Alice,dc=x"))
-    builder.add_group(group("devs", "cn=devs,dc=x"), ["alice", "nobody"])
+    builder.add_group(group("devs", "cn=devs,dc=x"), raw("alice", "nobody"))
     snapshot, d = builder.finish()
     assert snapshot.user_memberships == {("devs", "alice")}
     assert d.members_unresolvable.examples == ["nobody"]
@@ -224,8 +229,8 @@ def test_member_uid_matches_usernames_case_insensitively() -> None:
 def test_member_of_is_read_from_the_member_side() -> None:
     builder = SnapshotBuilder("memberOf")
     builder.add_user(user("u", "uid=u,dc=x"), ["cn=child,dc=x", "cn=elsewhere,dc=y"])
-    builder.add_group(group("parent", "cn=parent,dc=x"), [])
-    builder.add_group(group("child", "cn=child,dc=x"), ["CN=Parent,DC=X"])
+    builder.add_group(group("parent", "cn=parent,dc=x"), raw())
+    builder.add_group(group("child", "cn=child,dc=x"), raw("CN=Parent,DC=X"))
     snapshot, d = builder.finish()
     assert snapshot.user_memberships == {("child", "u")}
     assert snapshot.group_memberships == {("parent", "child")}
@@ -239,7 +244,7 @@ def test_duplicate_names_keep_the_same_winner_whatever_the_order(order: int) -> 
     builder = SnapshotBuilder("member")
     for entry in entries[::1 if order else -1]:
         builder.add_user(entry)
-    builder.add_group(group("g", "cn=g,dc=x"), ["uid=alice,ou=a,dc=x", "uid=alice,ou=b,dc=x"])
+    builder.add_group(group("g", "cn=g,dc=x"), raw("uid=alice,ou=a,dc=x", "uid=alice,ou=b,dc=x"))
     snapshot, d = builder.finish()
     assert [u.external_id for u in snapshot.users] == ["id-a"]
     assert snapshot.user_memberships == {("g", "alice")}

@@ -116,6 +116,10 @@ class EntryMapper:
             dn=dn,
         )
 
+    def member_values(self, values: Values) -> Sequence[bytes]:
+        """The membership values of an entry as the server sent them."""
+        return values.get(self.member_attribute, ())
+
     def members(self, values: Values) -> list[str]:
         """The membership values of an entry (member DNs, memberUid names or memberOf DNs),
         as text. uniqueMember's optional `#'0101'B` suffix is left for members.py."""
@@ -178,10 +182,12 @@ class EntryMapper:
         raw = values.get(attribute, ())
         if not raw:
             return ""
-        text = "".join(
-            c for c in _decode(raw[0])
-            if c in _TEXT_CONTROLS_ALLOWED or unicodedata.category(c) != "Cc"
-        )
+        text = _decode(raw[0])
+        # Printable text (almost all of it) has no control characters to drop; checking that
+        # in C first spares a per-character loop over every name and address.
+        if not text.isprintable():
+            text = "".join(c for c in text
+                           if c in _TEXT_CONTROLS_ALLOWED or unicodedata.category(c) != "Cc")
         return text[:TEXT_MAX]
 
 
@@ -191,7 +197,7 @@ def name_problem(name: str) -> str | None:
         return "is empty"
     if name != name.strip():
         return "has leading or trailing spaces"
-    if any(unicodedata.category(c) == "Cc" for c in name):
+    if not name.isprintable() and any(unicodedata.category(c) == "Cc" for c in name):
         return "contains a control character"
     if len(name) > NAME_MAX:
         return f"is longer than {NAME_MAX} characters"

@@ -173,6 +173,8 @@ class SnapshotBuilder:
         # dn_key of a member value, by the value as the server wrote it: most values repeat
         # (a user is in many groups), and parsing is the expensive part of resolution.
         self._keys: dict[str, str | None] = {}
+        # member value bytes -> name key of the user it names (member / uniqueMember)
+        self._user_of: dict[bytes, str] = {}
 
     def skip(self, dn: str, reason: str) -> None:
         self.diagnostics.skipped.append(Skipped(dn, reason))
@@ -185,32 +187,41 @@ class SnapshotBuilder:
         if key is not None:
             self._user_reads.append(_Read(user, key, member_of))
 
-    def add_group(self, group: Group, values: Sequence[str] = ()) -> None:
+    def add_group(self, group: Group, values: Sequence[bytes] = ()) -> None:
+        """`values`: the entry's membership values as the server sent them (bytes)."""
         self.diagnostics.groups_read += 1
         key = self._entry_key(group.dn or "")
         if key is None:
             return
         users = self._all_users()
         if self.membership == MEMBER_OF:
-            self._groups.append(_Read(group, key, values))
+            self._groups.append(_Read(group, key, [_text(v) for v in values]))
             return
         resolved: list[str] = []
         rest: list[str] = []
         d = self.diagnostics
         if self.membership == MEMBER_UID:
-            for value in values:
+            for raw in values:
+                value = _text(raw)
                 name = member_name_key(value)
                 if name in users.names:
                     resolved.append(name)
                 else:
                     d.members_unresolvable.add(value)
         else:
-            # The hot loop of a large read (one pass per member value): locals, one lookup.
-            keys, by_dn, member_key = self._keys, users.by_dn, self._member_key
-            for value in values:
-                member = keys[value] if value in keys else member_key(value)
+            # The hot loop of a large read (a million member values): one dict lookup per
+            # value that names a user seen before, by its bytes as the server sent them.
+            user_of, by_dn, member_key = self._user_of, users.by_dn, self._member_key
+            for raw in values:
+                user = user_of.get(raw)
+                if user is not None:
+                    resolved.append(user)
+                    continue
+                value = _text(raw)
+                member = member_key(value)
                 user = by_dn.get(member) if member is not None else None
                 if user is not None:
+                    user_of[raw] = user
                     resolved.append(user)
                 elif member is not None and member in users.dropped:
                     d.members_of_dropped_duplicates.add(value)
@@ -251,7 +262,7 @@ class SnapshotBuilder:
                         d.members_of_dropped_duplicates.add(value)
                     else:
                         d.members_out_of_scope.add(value)
-        self._user_reads, self._groups, self._keys = [], [], {}
+        self._user_reads, self._groups, self._keys, self._user_of = [], [], {}, {}
         return snapshot, d
 
     def _all_users(self) -> _Users:
@@ -331,3 +342,7 @@ def _dedupe(
     # An entry DN listed twice (the same entry returned twice) is not a duplicate to drop.
     dropped -= {r.dn_key for r in reads}
     return reads, dropped
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")

@@ -89,7 +89,7 @@ def read_directory(config: DirectoryConfig, progress: Progress | None = None) ->
                 except Skip as skip:
                     builder.skip(dn, f"not read as a group: {skip}")
                     continue
-                builder.add_group(group, mapper.members(values))
+                builder.add_group(group, mapper.member_values(values))
             groups += len(page)
             report(PHASE_GROUPS, groups)
 
