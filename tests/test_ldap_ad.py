@@ -12,19 +12,30 @@ fails under CI=true.
 
 from __future__ import annotations
 
+import json
+import os
+import random
 import uuid
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import pytest
 
+from test_ldap_changes import Mirror, full_view
+from test_mirror_incremental import contents
+
 from dirsync.ldap import errors, probe
+from dirsync.ldap.changes import DELETIONS_NONE, DELETIONS_PRESENT, initial_token, read_changes
 from dirsync.ldap.bind import BindOutcome, PasswordChecker, close_checkers
 from dirsync.ldap.config import DirectoryConfig, parse_directories
 from dirsync.ldap.connection import bound
 from dirsync.ldap.paging import complete_ranges, read_entry, search_pages
 from dirsync.ldap.read import read_directory
+from dirsync.ldap.watermark import METHOD_AD_USN
 from dirsync.model import Snapshot
+from dirsync.store.db import Store
+from dirsync.sync.mirror import sync_directory
 from samba_ad import (
     BULK,
     BULK_GROUP,
@@ -36,7 +47,7 @@ from samba_ad import (
     SYNC_PASSWORD,
     SambaAdServer,
 )
-from servers import MissingServer, skip_or_fail
+from servers import MissingServer, ServerError, skip_or_fail
 
 PASSWORD_ENV = "DIRSYNC_TEST_AD_BIND_PASSWORD"
 ALICE = f"CN=Alice Adams,{PEOPLE}"
@@ -499,3 +510,282 @@ def test_usn_and_invocation_id_are_readable_by_the_sync_account(
         # The same invocationID as long as this DC's database is the same.
         again = read_entry(conn, config, service.decode("utf-8"), ["invocationId"])
         assert again is not None and again[1]["invocationid"] == [invocation_id]
+
+
+# -- incremental reads (uSNChanged, invocationID guard) ----------------------------------------
+
+AD_USER_FILTER = "(&(objectCategory=person)(!(description=excluded)))"
+AD_GROUP_FILTER = "(!(description=hidden))"
+AD_CHANGE_SEED = int(os.environ.get("DIRSYNC_AD_CHANGE_SEED", "31"))
+
+
+class AdChanger:
+    """Random writes to one private OU of the domain controller (the AD counterpart of
+    tests/test_ldap_changes.Changer): users and groups added, deleted, renamed, moved in and
+    out of scope, edited, disabled, filtered out; members added and removed, groups nested
+    (cycles welcome), containers moved and renamed. AD keeps member values pointing at live
+    objects, so there are no dangling members; sAMAccountName is unique in the domain, so
+    every name carries the tree's tag."""
+
+    def __init__(self, tree: Tree, seed: int) -> None:
+        self.tree, self.server = tree, tree.server
+        self.rng = random.Random(seed)
+        self.tag = tree.base.split(",", 1)[0][5:9]
+        self.serial = 0
+        self.people = tree.add_ou("people")
+        self.groups = tree.add_ou("groups")
+        self.outside = tree.add_ou("outside")
+        for parent, name in ((self.people, "p1"), (self.groups, "gsub"), (self.outside, "o1")):
+            self.server.load_ldif(f"dn: OU={name},{parent}\nobjectClass: organizationalUnit\n")
+        tree.add_user(f"{self.tag}anchor", ou=self.people)
+        self.now: list[tuple[str, dict[str, list[str]]]] = []
+
+    def look(self) -> None:
+        self.now = self.server.search(self.tree.base, "(objectClass=*)", [
+            "objectClass", "member", "description", "userAccountControl"])
+
+    def entries(self, object_class: str) -> list[tuple[str, dict[str, list[str]]]]:
+        return [(dn, a) for dn, a in self.now
+                if object_class in (c.lower() for c in a.get("objectclass", ()))
+                and "anchor" not in dn]
+
+    def containers(self) -> list[str]:
+        return [dn for dn, _ in self.entries("organizationalunit") if dn != self.tree.base]
+
+    def movable(self) -> str:
+        found = [c for c in self.containers() if c.split(",", 1)[0][3:] in ("p1", "gsub", "o1")
+                 or c.startswith("OU=m")]
+        if not found:
+            raise LookupError("container")
+        return self.rng.choice(found)
+
+    def fresh(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{self.tag}{prefix}{self.serial}"
+
+    def pick(self, object_class: str) -> tuple[str, dict[str, list[str]]]:
+        found = self.entries(object_class)
+        if not found:
+            raise LookupError(object_class)
+        return self.rng.choice(found)
+
+    def modify(self, dn: str, op: str, attribute: str, *values: str) -> None:
+        lines = "".join(f"{attribute}: {v}\n" for v in values)
+        self.server.modify(f"dn: {dn}\nchangetype: modify\n{op}: {attribute}\n{lines}")
+
+    def toggle(self, dn: str, attrs: dict[str, list[str]], value: str) -> None:
+        if attrs.get("description"):
+            self.modify(dn, "delete", "description")
+        else:
+            self.modify(dn, "add", "description", value)
+
+    # -- operations --------------------------------------------------------------------------
+    def add_user(self) -> None:
+        roll = self.rng.random()
+        parent = (self.people if roll < 0.5 else self.rng.choice(self.containers()))
+        dn = self.tree.add_user(self.fresh("u"), ou=parent,
+                                uac=514 if self.rng.random() < 0.15 else 512)
+        if self.rng.random() < 0.15:
+            self.modify(dn, "add", "description", "excluded")
+
+    def delete_user(self) -> None:
+        self.server.delete(self.pick("user")[0])
+
+    def rename_user(self) -> None:
+        self.server.modrdn(self.pick("user")[0], f"CN={self.fresh('r')}")
+
+    def move_user(self) -> None:
+        dn = self.pick("user")[0]
+        self.server.modrdn(dn, dn.split(",", 1)[0], self.rng.choice(
+            [self.people, *self.containers()]))
+
+    def edit_user(self) -> None:
+        attribute = self.rng.choice(["mail", "sn", "displayName", "givenName"])
+        self.modify(self.pick("user")[0], "replace", attribute, self.fresh("v"))
+
+    def disable_or_enable(self) -> None:
+        dn, attrs = self.pick("user")
+        self.tree.set_uac(dn, 512 if attrs.get("useraccountcontrol") == ["514"] else 514)
+
+    def filter_user(self) -> None:
+        self.toggle(*self.pick("user"), "excluded")
+
+    def add_group(self) -> None:
+        roll = self.rng.random()
+        parent = (self.groups if roll < 0.7 else self.outside if roll < 0.85
+                  else next((c for c in self.containers() if "OU=gsub" in c), self.groups))
+        pool = [dn for dn, _ in self.entries("user") + self.entries("group")]
+        members = self.rng.sample(pool, min(self.rng.randint(0, 3), len(pool)))
+        dn = self.tree.add_group(self.fresh("g"), members, ou=parent)
+        if self.rng.random() < 0.2:
+            self.modify(dn, "add", "description", "hidden")
+
+    def delete_group(self) -> None:
+        self.server.delete(self.pick("group")[0])
+
+    def rename_group(self) -> None:
+        self.server.modrdn(self.pick("group")[0], f"CN={self.fresh('rg')}")
+
+    def move_group(self) -> None:
+        dn = self.pick("group")[0]
+        self.server.modrdn(dn, dn.split(",", 1)[0], self.rng.choice(
+            [self.groups, f"OU=gsub,{self.groups}", self.outside]))
+
+    def add_members(self) -> None:
+        dn, attrs = self.pick("group")
+        listed = {m.lower() for m in attrs.get("member", [])}
+        pool = [d for d, _ in self.entries("user") + self.entries("group")
+                if d.lower() not in listed and d != dn]
+        if pool:
+            self.modify(dn, "add", "member", *self.rng.sample(pool, min(2, len(pool))))
+
+    def nest_group(self) -> None:
+        dn, attrs = self.pick("group")
+        listed = {m.lower() for m in attrs.get("member", [])}
+        others = [g for g, _ in self.entries("group") if g.lower() not in listed and g != dn]
+        if others:
+            self.modify(dn, "add", "member", self.rng.choice(others))
+
+    def remove_member(self) -> None:
+        dn, attrs = self.pick("group")
+        if attrs.get("member"):
+            self.modify(dn, "delete", "member", self.rng.choice(attrs["member"]))
+
+    def hide_group(self) -> None:
+        self.toggle(*self.pick("group"), "hidden")
+
+    def move_container(self) -> None:  # everything below it moves, uSNChanged untouched
+        ou = self.movable()
+        self.server.modrdn(ou, ou.split(",", 1)[0], self.rng.choice(
+            [self.people, self.groups, self.outside]))
+
+    def rename_container(self) -> None:
+        self.server.modrdn(self.movable(), f"OU=m{self.fresh('')}")
+
+    OPERATIONS = (
+        (add_user, 4), (delete_user, 2), (rename_user, 2), (move_user, 2), (edit_user, 2),
+        (disable_or_enable, 1), (filter_user, 1), (add_group, 3), (delete_group, 1),
+        (rename_group, 1), (move_group, 1), (add_members, 3), (nest_group, 2),
+        (remove_member, 2), (hide_group, 1), (move_container, 2), (rename_container, 2),
+    )
+
+    def step(self) -> str:
+        self.look()
+        operations, weights = zip(*self.OPERATIONS)
+        operation = self.rng.choices(operations, weights)[0]
+        try:
+            operation(self)
+        except (ServerError, LookupError, ValueError):
+            return f"{operation.__name__} (not possible now)"
+        return operation.__name__
+
+    def populate(self, users: int, groups: int) -> None:
+        for operation, count in ((AdChanger.add_user, users), (AdChanger.add_group, groups),
+                                 (AdChanger.nest_group, groups)):
+            for _ in range(count):
+                self.look()
+                operation(self)
+
+    def batch(self, size: int) -> list[str]:
+        return [self.step() for _ in range(size)]
+
+
+def ad_tree_config(make: MakeConfig, changer: AdChanger, **keys: Any) -> DirectoryConfig:
+    table: dict[str, Any] = {"user_base_dn": changer.people, "group_base_dn": changer.groups,
+                             "user_filter": AD_USER_FILTER, "group_filter": AD_GROUP_FILTER}
+    table.update(keys)
+    return make(**table)
+
+
+def test_incremental_reads_and_syncs_equal_full_ones(ad_tree: Tree, ad_config: MakeConfig,
+                                                     tmp_path: Path) -> None:
+    # Two followers of the same random batches: a mirror fed by read_changes (the
+    # IncrementalRead contract) and a real store fed by sync_directory; after each batch both
+    # must equal a fresh full read / full sync.
+    changer = AdChanger(ad_tree, AD_CHANGE_SEED)
+    config = ad_tree_config(ad_config, changer, full_sync_every=1000)
+    changer.populate(users=10, groups=6)
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.init_schema()
+    try:
+        token = initial_token(config)
+        mirror = Mirror.of(read_directory(config).snapshot)
+        first = sync_directory(store, config)
+        assert (first.status, first.mode) == ("ok", "full"), first.summary()
+        for round_number in range(3):
+            done = changer.batch(10)
+            context = f"seed {AD_CHANGE_SEED}, round {round_number}: {done}"
+            changes = read_changes(config, token)
+            assert (changes.method, changes.deletions) == (METHOD_AD_USN, DELETIONS_PRESENT)
+            mirror.apply(changes)
+            assert mirror.view() == full_view(config), context
+            token = changes.next_token
+            result = sync_directory(store, config, allow_mass_delete=True)
+            assert (result.status, result.mode) == ("ok", "incremental"), result.summary()
+            fresh = Store(f"sqlite:///{tmp_path}/fresh-{round_number}.db")
+            fresh.init_schema()
+            try:
+                assert sync_directory(fresh, config, full=True).status == "ok"
+                assert contents(store) == contents(fresh), context
+            finally:
+                fresh.dispose()
+    finally:
+        store.dispose()
+
+
+def test_renamed_members_and_moved_containers(ad_tree: Tree, ad_config: MakeConfig) -> None:
+    # AD rewrites no group when a member is renamed (member is a link; the group's
+    # uSNChanged stays), nor the entries below a renamed OU: listed_by and the subtree
+    # re-read must cover both.
+    server = ad_tree.server
+    people = ad_tree.add_ou("people")
+    groups = ad_tree.add_ou("groups")
+    sub = f"OU=sub,{people}"
+    server.load_ldif(f"dn: {sub}\nobjectClass: organizationalUnit\n")
+    tag = ad_tree.base.split(",", 1)[0][5:9]
+    ann = ad_tree.add_user(f"{tag}ann", ou=people)
+    ben = ad_tree.add_user(f"{tag}ben", ou=sub)
+    team = ad_tree.add_group(f"{tag}team", [ann, ben], ou=groups)
+    config = ad_config(user_base_dn=people, group_base_dn=groups)
+    token = initial_token(config)
+    mirror = Mirror.of(read_directory(config).snapshot)
+    server.modrdn(ann, "CN=Ann Renamed")
+    server.modrdn(sub, "OU=sub2")
+    changes = read_changes(config, token)
+    mirror.apply(changes)
+    assert mirror.view() == full_view(config)
+    team_id = server.object_guid(team)
+    assert team_id not in {g.external_id for g in changes.changed_groups}
+    assert changes.listed_by[server.object_guid(f"CN=Ann Renamed,{people}")] == {team_id}
+    assert changes.listed_by[server.object_guid(f"CN={tag}ben,OU=sub2,{people}")] == {team_id}
+    assert changes.diagnostics.subtrees_reread == [f"OU=sub2,{people}"]
+    quiet = read_changes(config, changes.next_token)
+    assert quiet.empty and quiet.deletions == DELETIONS_NONE
+
+
+def test_another_dc_or_a_restored_one_forces_a_full_sync(ad_tree: Tree,
+                                                         ad_config: MakeConfig) -> None:
+    config = ad_config(user_base_dn=ad_tree.base, group_base_dn=ad_tree.base)
+    ad_tree.add_user(f"{ad_tree.base.split(',', 1)[0][5:9]}usr")
+    token = json.loads(initial_token(config))
+    assert token["method"] == METHOD_AD_USN
+    with bound(config) as conn:
+        root = read_entry(conn, config, "", ["dsServiceName", "highestCommittedUSN"])
+        assert root is not None
+        service = root[1]["dsservicename"][0].decode("utf-8")
+        ntds = read_entry(conn, config, service, ["invocationId"])
+        assert ntds is not None
+    assert token["ad"] == {"server": service, "usn": _integer(root, "highestCommittedUSN"),
+                           "invocation_id": str(uuid.UUID(bytes_le=ntds[1]["invocationid"][0]))}
+    read_changes(config, json.dumps(token))  # continues
+    restored = {**token, "ad": {**token["ad"], "invocation_id": str(uuid.uuid4())}}
+    with pytest.raises(errors.FullSyncRequired, match="invocationID changed"):
+        read_changes(config, json.dumps(restored))
+    other = {**token, "ad": {**token["ad"], "server": service.replace("CN=DC1,", "CN=DC2,")}}
+    with pytest.raises(errors.FullSyncRequired, match="different controllers"):
+        read_changes(config, json.dumps(other))
+    ahead = {**token, "ad": {**token["ad"], "usn": token["ad"]["usn"] + 10**6}}
+    with pytest.raises(errors.FullSyncRequired, match="went back"):
+        read_changes(config, json.dumps(ahead))
+    with pytest.raises(errors.FullSyncRequired, match="taken from ldap://"):
+        read_changes(config, json.dumps({**token, "server": "ldap://127.0.0.2:1"}))

@@ -137,7 +137,9 @@ class Changer:
     Layout: people/{p1,p2} and groups/{gsub} are in scope; outside/{o1} is not. Names are
     never reused, so a full read never meets duplicates (those are the store's to settle).
     `anchor` (always in scope, so a full read is never empty) and the refint sentinels are
-    left alone."""
+    left alone. Other servers with the same schema (389 DS) set LOCK to their lock attribute."""
+
+    LOCK = ("pwdAccountLockedTime", LOCKED_FOREVER)  # (attribute, value that disables)
 
     def __init__(self, tree: LdapTree, seed: int) -> None:
         self.tree = tree
@@ -159,8 +161,7 @@ class Changer:
     # -- what is there now (one ldapsearch per step) -----------------------------------------
     def look(self) -> None:
         self.now = self.server.search(self.tree.base, "(objectClass=*)", [
-            "objectClass", "uid", "member", "employeeType", "businessCategory",
-            "pwdAccountLockedTime"])
+            "objectClass", "uid", "member", "employeeType", "businessCategory", self.LOCK[0]])
 
     def entries(self, object_class: str) -> list[tuple[str, dict[str, list[str]]]]:
         wanted = object_class.lower()
@@ -210,7 +211,7 @@ class Changer:
         if self.rng.random() < 0.15:
             extra += "employeeType: excluded\n"
         if self.rng.random() < 0.15:
-            extra += f"pwdAccountLockedTime: {LOCKED_FOREVER}\n"
+            extra += f"{self.LOCK[0]}: {self.LOCK[1]}\n"
         if self.rng.random() < 0.2:
             # Named by cn, so that its uid (the username) can be removed: it then stops
             # being a usable user, and a full read leaves it out.
@@ -247,10 +248,11 @@ class Changer:
 
     def lock_or_unlock(self) -> None:
         dn, attrs = self.pick("inetOrgPerson")
-        if "pwdaccountlockedtime" in attrs:
-            self.modify(dn, "delete", "pwdAccountLockedTime")
+        attribute, value = self.LOCK
+        if attribute.lower() in attrs:
+            self.modify(dn, "delete", attribute)
         else:
-            self.modify(dn, "add", "pwdAccountLockedTime", LOCKED_FOREVER)
+            self.modify(dn, "add", attribute, value)
 
     def filter_user(self) -> None:
         dn, attrs = self.pick("inetOrgPerson")
@@ -711,3 +713,17 @@ def test_progress_and_diagnostics(ldap_tree: LdapTree, directory_config: MakeCon
     assert d.entries_read >= 3 and d.searches >= 3 and d.log_records >= 3
     assert "deletions by accesslog" in d.summary()
     assert changes.seconds < 5 and changes.started_at.tzinfo is not None
+
+
+def test_the_directory_settle_setting_is_used(ldap_tree: LdapTree,
+                                              directory_config: MakeConfig) -> None:
+    # settle_seconds from the configuration decides the window when the caller passes none.
+    config = tree_config(directory_config, ldap_tree, settle_seconds=0)
+    token = initial_token(config)
+    assert parse_token("x", token).pending_since is None  # nothing left pending
+    ldap_tree.add_user("settled")
+    first = read_changes(config, token)
+    assert {u.name for u in first.changed_users} == {"settled"}
+    assert parse_token("x", first.next_token).pending_since is None
+    default = tree_config(directory_config, ldap_tree)
+    assert parse_token("x", initial_token(default)).pending_since is not None

@@ -45,6 +45,7 @@ def test_openldap_preset_defaults() -> None:
     assert config.verify is True and config.start_tls is False
     assert config.page_size == 1000
     assert config.mass_delete_threshold == 0.05
+    assert config.settle_seconds == 600
     assert config.bind_password == "s3cret"
     assert config.continuation_references == "fail"
 
@@ -85,7 +86,7 @@ def test_every_key_can_be_set() -> None:
         attributes={"username": "cn", "email": "mailPrimaryAddress", "unique_id": "2.5.4.45"},
         page_size=500, connect_timeout=1.5, operation_timeout=30, sync_interval_seconds=600,
         incremental=False, full_sync_every=4, mass_delete_threshold=0.2,
-        continuation_references="ignore",
+        continuation_references="ignore", settle_seconds=45,
     )
     assert [str(u) for u in config.urls] == ["ldap://a.example.com:1389", "ldap://[::1]:389"]
     assert config.uses_tls and config.start_tls and not config.verify
@@ -94,6 +95,8 @@ def test_every_key_can_be_set() -> None:
     assert config.attributes.unique_id == "2.5.4.45"
     assert (config.page_size, config.connect_timeout, config.operation_timeout) == (500, 1.5, 30)
     assert (config.incremental, config.full_sync_every) == (False, 4)
+    assert config.settle_seconds == 45.0
+    assert parse_one(settle_seconds=0).settle_seconds == 0.0  # no refint: no window
 
 
 def test_an_empty_filter_switches_the_preset_filter_off() -> None:
@@ -172,6 +175,9 @@ def test_no_directories() -> None:
     ({"sync_interval_seconds": 1}, "directories[0].sync_interval_seconds", "between"),
     ({"full_sync_every": 0}, "directories[0].full_sync_every", "between"),
     ({"mass_delete_threshold": 1.5}, "directories[0].mass_delete_threshold", "at most 1"),
+    ({"settle_seconds": -1}, "directories[0].settle_seconds", "at least 0 and at most 86400"),
+    ({"settle_seconds": "10m"}, "directories[0].settle_seconds", "expected a number"),
+    ({"settle_seconds": 90_000}, "directories[0].settle_seconds", "at most 86400"),
     ({"continuation_references": "follow"}, "directories[0].continuation_references",
      "fail, ignore"),
     ({"user_bsae_dn": "dc=x"}, "directories[0].user_bsae_dn", "unknown key"),

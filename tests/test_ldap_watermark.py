@@ -30,22 +30,27 @@ from dirsync.ldap.delta import (
 from dirsync.ldap.errors import FullSyncRequired, LdapError
 from dirsync.ldap.filters import at_least, matches_with
 from dirsync.ldap.watermark import (
-    METHOD_CONTEXTCSN,
-    METHOD_NONE,
     AdHighWater,
+    METHOD_CONTEXTCSN,
+    METHOD_ENTRYUSN,
+    METHOD_NONE,
     SuffixMarks,
     Token,
+    UsnMarks,
     ad_changed_filter,
     ad_guard,
     config_fingerprint,
     context_marks,
     csn_at,
     first_marks,
+    first_usn_marks,
     format_token,
     guid_text,
     parse_csn,
     parse_token,
+    parse_usn,
     plan_round,
+    plan_usn_round,
     unsupported_token,
 )
 
@@ -343,3 +348,48 @@ def test_the_pure_modules_never_load_ldap3() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- 389 DS: entryUSN per backend ---------------------------------------------------------------
+
+
+def test_usn_rounds_overlap_by_one_and_then_go_quiet() -> None:
+    first = first_usn_marks({"userroot": 10})
+    plan = plan_usn_round("ds", first, {"userroot": 14})
+    assert plan.lower == {"userroot": 11}
+    # lastusn counts writes that may not have committed yet: the next round reads the same
+    # window again (from the marks this one started with), then nothing.
+    again = plan_usn_round("ds", plan.next_marks, {"userroot": 14})
+    assert again.lower == {"userroot": 11}
+    quiet = plan_usn_round("ds", again.next_marks, {"userroot": 14})
+    assert quiet.nothing_to_read
+    more = plan_usn_round("ds", quiet.next_marks, {"userroot": 20})
+    assert more.lower == {"userroot": 15}
+
+
+def test_usn_backends_are_planned_separately() -> None:
+    marks = first_usn_marks({"userroot": 5, "groups": 7})
+    plan = plan_usn_round("ds", marks, {"userroot": 5, "groups": 9})
+    assert plan.lower == {"userroot": None, "groups": 8}
+
+
+@pytest.mark.parametrize(("current", "why"), [
+    ({"userroot": 9}, "went back from 10 to 9"),
+    ({"otherroot": 10}, "other 389 DS backends"),
+    ({"userroot": 10, "otherroot": 1}, "other 389 DS backends"),
+])
+def test_usn_marks_that_cannot_be_continued(current: dict[str, int], why: str) -> None:
+    with pytest.raises(FullSyncRequired, match=why):
+        plan_usn_round("ds", first_usn_marks({"userroot": 10}), current)
+
+
+def test_usn_tokens_round_trip_and_refuse_damage() -> None:
+    token = Token(METHOD_ENTRYUSN, "ldap://h:389", "abc",
+                  usn=UsnMarks({"userroot": 12, "": -1}, {"userroot": 3, "": -1}))
+    assert parse_token("ds", format_token(token)) == token
+    damaged = format_token(token).replace('"userroot":12', '"userroot":"twelve"')
+    with pytest.raises(FullSyncRequired, match="damaged"):
+        parse_token("ds", damaged)
+    assert parse_usn(" 42 ", "x") == 42
+    with pytest.raises(ValueError, match="below -1"):
+        parse_usn("-2", "lastusn")

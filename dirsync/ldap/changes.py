@@ -3,15 +3,40 @@
     token = initial_token(config)          # before a full read; store it with that result
     read = read_changes(config, token)     # later: IncrementalRead, with read.next_token
 
-Supported: OpenLDAP with the syncprov overlay (method `openldap-contextcsn`). Everything else
-gets a token that makes `read_changes` raise FullSyncRequired with the reason (Active
-Directory and 389 DS incremental reads are not implemented yet; memberOf membership cannot
-be read incrementally at all, see `unsupported_reason`).
+One method per preset (`method_of`):
 
-How one read goes (one connection, as the service account):
+* `openldap-contextcsn` — OpenLDAP with the syncprov overlay: contextCSN / entryCSN, deletions
+  from the accesslog where usable, else the id scan; a settle window (`settle_seconds`, per
+  directory) for refint's silent rewrites. Described step by step below.
+* `389ds-entryusn` — 389 DS with the USN plugin: the root DSE's `lastusn` per backend
+  (`nsBackendSuffix` tells which backend holds each base; if it cannot be told, every
+  backend's window is applied), `(entryUSN>=<mark>)` for changed entries, deletions by the
+  id scan (nsUniqueId). Referential integrity and memberOf rewrites are internal writes with
+  an entryUSN of their own, so no settle window; instead each round re-reads the previous
+  round's window once, since `lastusn` counts writes whose transaction may still be open
+  (watermark.py). A counter that went back or other backends → FullSyncRequired.
+* `ad-usn` — Active Directory: `(uSNChanged>=<highestCommittedUSN + 1>)`, guarded by the
+  server URL, the DC (`dsServiceName`) and its `invocationId` (another DC, or one restored from
+  backup → FullSyncRequired); deletions by the id scan (objectGUID). Renaming a member changes
+  no group (member is a link) and renaming an OU changes nothing below it: both are caught
+  by steps 3 and 4. Without hasSubordinates, every changed entry that is neither of the user
+  nor of the group object class is taken for a container. Range retrieval of member works as
+  in the full read (paging.py).
 
-1. **Marks.** The contextCSN of the database suffix above each base DN, compared with the
-   token (`watermark.plan_round`): another server, another database, a CSN that went back, a
+Not supported (a `none` token that says why): `incremental = false`, and memberOf membership
+(see `unsupported_reason`). A server the preset's marks cannot be read from (no syncprov, no
+USN plugin, an unreadable invocationID) gets a `none` token naming the fix.
+
+A caveat for 389 DS: a write whose transaction is still open when the token of a *full* sync
+is taken, and that commits after the full read has passed its entry, is only seen when that
+entry next changes or at the next full sync; 389 has no "highest committed" counter to guard
+against it.
+
+How one read goes (one connection, as the service account); steps 2-5 are shared by all
+methods, with the method's own "changed" filter:
+
+1. **Marks.** (OpenLDAP) The contextCSN of the database suffix above each base DN, compared
+   with the token (`watermark.plan_round`): another server, another database, a CSN that went back, a
    server id that appeared, or a changed configuration → FullSyncRequired. Nothing written
    since (and nothing left to settle) → an empty result after this one search.
 2. **Changed entries**: `(&(<user filter>)(entryCSN>=<mark>))` under the user base, the same
@@ -30,7 +55,8 @@ How one read goes (one connection, as the service account):
    cost more than the change). The resulting guarantee, which the store relies on: **the
    groups listing a changed entry are exactly the changed groups whose members name it, and
    `listed_by[its id]`.**
-5. **Deletions**, from one of two sources (`IncrementalRead.deletions` says which):
+5. **Deletions**, from one of two sources (`IncrementalRead.deletions` says which; 389 DS and
+   AD always scan):
    * `accesslog` — when an OpenLDAP accesslog database is visible to the bind account, reaches
      back to the mark (its `minCSN`) and passes the checks of `delta.judge_log`: every entry
      any logged write touched (reqEntryUUID) that is not among the changed entries in scope
@@ -49,12 +75,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Mapping, Sequence
 
 from dirsync.dn import dn_key
-from dirsync.ldap.config import DirectoryConfig
+from dirsync.ldap.config import DEFAULT_SETTLE_SECONDS, DirectoryConfig
 from dirsync.ldap.connection import Connection, bound, connected_url
 from dirsync.ldap.delta import (
     LogRecord,
@@ -76,22 +102,29 @@ from dirsync.ldap.errors import (
     FullSyncRequired,
     IncompleteRead,
 )
-from dirsync.ldap.filters import all_of, at_least, entry_filter, equality, matches_with
+from dirsync.ldap.filters import all_of, any_of, at_least, entry_filter, equality, matches_with
 from dirsync.ldap.members import Skipped, fast_dn_key
-from dirsync.ldap.paging import RawEntry, read_entry, search_pages
+from dirsync.ldap.paging import NO_ATTRIBUTES, RawEntry, read_entry, search_pages
 from dirsync.ldap.presets import MEMBER_OF, MEMBER_UID
 from dirsync.ldap.read import empty_user_search
+from dirsync.ldap.usnmarks import read_389_marks, read_ad_marks
 from dirsync.ldap.watermark import (
+    METHOD_AD_USN,
     METHOD_CONTEXTCSN,
+    METHOD_ENTRYUSN,
     METHOD_NONE,
     Token,
+    ad_changed_filter,
+    ad_guard,
     config_fingerprint,
     context_marks,
     first_marks,
+    first_usn_marks,
     format_token,
     parse_csn,
     parse_token,
     plan_round,
+    plan_usn_round,
     unsupported_token,
 )
 from dirsync.model import Group, User
@@ -103,7 +136,11 @@ log = logging.getLogger(__name__)
 # database per rename or delete. Measured here on 2 cores: 30 renames, moves and deletes took
 # refint 12 s to work off at 10,000 users and 106 s at 100,000. Re-reading ten minutes of
 # changes costs little; missing a rewrite costs a membership until the next full sync.
-SETTLE_SECONDS = 600.0
+# Each directory sets its own (`settle_seconds`, config.py); this is the default.
+SETTLE_SECONDS = DEFAULT_SETTLE_SECONDS
+
+_METHOD_BY_PRESET = {"openldap": METHOD_CONTEXTCSN, "389ds": METHOD_ENTRYUSN,
+                     "active_directory": METHOD_AD_USN}
 
 DELETIONS_ACCESSLOG = "accesslog"
 DELETIONS_PRESENT = "present-scan"
@@ -212,44 +249,60 @@ def unsupported_reason(config: DirectoryConfig) -> str | None:
                 "memberOf without marking the member as changed (OpenLDAP's memberof overlay "
                 "sets no entryCSN, AD's back-links no uSNChanged), so a new or removed "
                 "membership would go unseen; use membership = \"member\" for incremental sync")
-    if config.preset == "active_directory":
-        return ("incremental sync for Active Directory (uSNChanged with the invocationID "
-                "guard) is not implemented yet; every sync of this directory is a full one")
-    if config.preset == "389ds":
-        return ("incremental sync for 389 Directory Server (entryUSN or the retro changelog) "
-                "is not implemented yet; every sync of this directory is a full one")
     return None
 
 
-def initial_token(config: DirectoryConfig, *, settle_seconds: float = SETTLE_SECONDS) -> str:
+def method_of(config: DirectoryConfig) -> str:
+    """The incremental method for this directory's preset."""
+    return _METHOD_BY_PRESET.get(config.preset, METHOD_CONTEXTCSN)
+
+
+def initial_token(config: DirectoryConfig, *, settle_seconds: float | None = None) -> str:
     """The token to store with a full read: call it *before* the full read starts, so that
     whatever changes while the full read runs is read again by the next incremental read.
     Never raises FullSyncRequired: a directory that cannot be read incrementally gets a token
-    that says why. Raises LdapError when the directory cannot be asked."""
+    that says why. Raises LdapError when the directory cannot be asked. `settle_seconds`
+    (OpenLDAP only) defaults to the directory's `settle_seconds` setting."""
     reason = unsupported_reason(config)
     if reason:
         return unsupported_token(reason)
+    settle = config.settle_seconds if settle_seconds is None else settle_seconds
+    method = method_of(config)
+    fingerprint = config_fingerprint(config)
     now = datetime.now(timezone.utc)
     with bound(config, doing="connecting to read the sync marks") as conn:
         server = connected_url(conn)
+        if method == METHOD_ENTRYUSN:
+            marks = read_389_marks(conn, config)
+            if isinstance(marks, str):
+                return unsupported_token(marks)
+            return format_token(Token(method, server, fingerprint,
+                                      usn=first_usn_marks(marks.lastusn)))
+        if method == METHOD_AD_USN:
+            high = read_ad_marks(conn, config)
+            if isinstance(high, str):
+                return unsupported_token(high)
+            return format_token(Token(method, server, fingerprint, ad=high))
         current, _ = _context_csns(conn, config)
     if isinstance(current, str):
         return unsupported_token(current)
-    suffixes, since = first_marks(current.values(), now, settle_seconds)
-    return format_token(Token(METHOD_CONTEXTCSN, server, config_fingerprint(config),
-                              suffixes, since))
+    suffixes, since = first_marks(current.values(), now, settle)
+    return format_token(Token(METHOD_CONTEXTCSN, server, fingerprint, suffixes, since))
 
 
 def read_changes(config: DirectoryConfig, token: str, progress: Progress | None = None, *,
                  deletions: str = "auto",
-                 settle_seconds: float = SETTLE_SECONDS) -> IncrementalRead:
+                 settle_seconds: float | None = None) -> IncrementalRead:
     """Everything that changed in `config`'s directory since `token` (see IncrementalRead).
 
     Raises FullSyncRequired when the changes cannot be read correctly from this token, and an
     LdapError when the directory cannot be read (nothing partial is ever returned).
-    `deletions="present-scan"` skips the accesslog and scans the ids (benchmarks, tests)."""
+    `deletions="present-scan"` skips the accesslog and scans the ids (benchmarks, tests);
+    389 DS and Active Directory always scan. `settle_seconds` (OpenLDAP only) defaults to the
+    directory's `settle_seconds` setting."""
     if deletions not in DELETION_CHOICES:
         raise ValueError(f"deletions must be one of {DELETION_CHOICES}, not {deletions!r}")
+    settle = config.settle_seconds if settle_seconds is None else settle_seconds
     started_at = datetime.now(timezone.utc)
     clock = time.monotonic()
     parsed = parse_token(config.name, token)
@@ -258,9 +311,10 @@ def read_changes(config: DirectoryConfig, token: str, progress: Progress | None 
     reason = unsupported_reason(config)
     if reason:
         raise FullSyncRequired(config.name, reason)
-    if parsed.method != METHOD_CONTEXTCSN:
-        raise FullSyncRequired(config.name, f"the token's method {parsed.method!r} is not "
-                               "implemented for this directory")
+    method = method_of(config)
+    if parsed.method != method:
+        raise FullSyncRequired(config.name, f"the token's method {parsed.method!r} is not the "
+                               f"one of this directory's preset ({method!r})")
     if parsed.fingerprint != config_fingerprint(config):
         raise FullSyncRequired(config.name, "the directory's configuration (bases, filters, "
                                "object classes, membership or attribute mapping) changed since "
@@ -271,21 +325,23 @@ def read_changes(config: DirectoryConfig, token: str, progress: Progress | None 
             raise FullSyncRequired(config.name, f"the token was taken from {parsed.server}, "
                                    f"this read reached {server}; marks of one server do not "
                                    "apply to another")
-        current, reads = _context_csns(conn, config)
-        if isinstance(current, str):
-            raise FullSyncRequired(config.name, current)
-        plan = plan_round(config.name, parsed, current, started_at, settle_seconds)
-        diagnostics = ChangeDiagnostics(searches=reads)
-        next_token = format_token(plan.next_token)
-        if plan.nothing_to_read:
+        diagnostics = ChangeDiagnostics(method=method)
+        if method == METHOD_ENTRYUSN:
+            window = _entryusn_window(conn, config, parsed, diagnostics)
+        elif method == METHOD_AD_USN:
+            window = _ad_window(conn, config, parsed, diagnostics)
+        else:
+            window = _csn_window(conn, config, parsed, started_at, settle, diagnostics)
+        next_token = format_token(window.next_token)
+        if window.nothing_to_read:
             return IncrementalRead(
-                config.name, METHOD_CONTEXTCSN, DELETIONS_NONE, [], [], {}, {}, frozenset(),
+                config.name, method, DELETIONS_NONE, [], [], {}, {}, frozenset(),
                 None, None, next_token, diagnostics, started_at, time.monotonic() - clock)
         reader = _Reader(conn, config, progress, diagnostics)
-        result = reader.read(current, plan.lower, deletions)
+        result = reader.read(window, deletions)
     seconds = time.monotonic() - clock
     read = IncrementalRead(
-        directory=config.name, method=METHOD_CONTEXTCSN, deletions=diagnostics.deletions,
+        directory=config.name, method=method, deletions=diagnostics.deletions,
         changed_users=result.users, changed_groups=result.groups,
         group_members=result.members, listed_by=result.listed_by, deleted_ids=result.deleted,
         present_user_ids=result.present_users, present_group_ids=result.present_groups,
@@ -300,6 +356,96 @@ def read_changes(config: DirectoryConfig, token: str, progress: Progress | None 
         log.warning("directory %r: deletions found by a scan of all ids, because %s",
                     config.name, diagnostics.why_scan)
     return read
+
+
+# -- windows: what one round reads, per method --------------------------------------------------
+
+
+@dataclass
+class _Window:
+    """What one round reads: the filter part selecting changed entries under each base (None:
+    nothing changed there), and for OpenLDAP what the accesslog check needs."""
+
+    next_token: Token
+    user_changed: str | None = None
+    group_changed: str | None = None
+    # OpenLDAP: suffix key -> (suffix DN, {sid: contextCSN}) and suffix key -> CSN read from.
+    csn_current: Mapping[str, tuple[str, Mapping[str, str]]] | None = None
+    csn_lower: Mapping[str, str | None] | None = None
+
+    @property
+    def nothing_to_read(self) -> bool:
+        return self.user_changed is None and self.group_changed is None
+
+
+def _csn_window(conn: Connection, config: DirectoryConfig, token: Token, now: datetime,
+                settle: float, diagnostics: ChangeDiagnostics) -> _Window:
+    current, reads = _context_csns(conn, config)
+    diagnostics.searches += reads
+    if isinstance(current, str):
+        raise FullSyncRequired(config.name, current)
+    plan = plan_round(config.name, token, current, now, settle)
+    # The database holding each base: the deepest suffix above it (a subordinate database
+    # lies below its superior's suffix).
+    marks = []
+    for base in (dn_key(config.user_base_dn), dn_key(config.group_base_dn)):
+        suffix = max((k for k in current if within(base, k)), key=len)
+        marks.append(plan.lower[suffix])
+    for key, mark in plan.lower.items():
+        if mark:
+            diagnostics.windows[current[key][0]] = mark
+    user_mark, group_mark = marks
+    return _Window(plan.next_token,
+                   at_least("entryCSN", user_mark) if user_mark else None,
+                   at_least("entryCSN", group_mark) if group_mark else None,
+                   current, plan.lower)
+
+
+def _entryusn_window(conn: Connection, config: DirectoryConfig, token: Token,
+                     diagnostics: ChangeDiagnostics) -> _Window:
+    if token.usn is None:
+        raise FullSyncRequired(config.name, "the incremental sync token cannot be used: it "
+                               "carries no 389 DS marks")
+    marks = read_389_marks(conn, config)
+    diagnostics.searches += 1
+    if isinstance(marks, str):
+        raise FullSyncRequired(config.name, marks)
+    plan = plan_usn_round(config.name, token.usn, marks.lastusn)
+    next_token = replace(token, usn=plan.next_marks)
+    for backend, low in plan.lower.items():
+        if low is not None:
+            diagnostics.windows[backend or "global"] = str(low)
+
+    def changed(base: str) -> str | None:
+        # entryUSN is counted per backend: a base whose backend cannot be told is read from
+        # the lowest mark of any backend that moved (more than needed, never less).
+        backend = marks.backend_of[dn_key(base)]
+        lows = ([plan.lower[backend]] if backend is not None
+                else list(plan.lower.values()))
+        found = [low for low in lows if low is not None]
+        return at_least("entryUSN", str(min(found))) if found else None
+
+    return _Window(next_token, changed(config.user_base_dn), changed(config.group_base_dn))
+
+
+def _ad_window(conn: Connection, config: DirectoryConfig, token: Token,
+               diagnostics: ChangeDiagnostics) -> _Window:
+    if token.ad is None:
+        raise FullSyncRequired(config.name, "the incremental sync token cannot be used: it "
+                               "carries no Active Directory marks")
+    current = read_ad_marks(conn, config)
+    diagnostics.searches += 2
+    if isinstance(current, str):
+        raise FullSyncRequired(config.name, current)
+    why = ad_guard(token.ad, current)
+    if why:
+        raise FullSyncRequired(config.name, why)
+    next_token = replace(token, ad=current)
+    if current.usn == token.ad.usn:
+        return _Window(next_token)
+    diagnostics.windows[current.server] = str(token.ad.usn + 1)
+    changed = ad_changed_filter(token.ad)
+    return _Window(next_token, changed, changed)
 
 
 # -- marks ------------------------------------------------------------------------------------
@@ -377,6 +523,16 @@ class _Reader:
         self.group_base = dn_key(config.group_base_dn)
         self.members: dict[str, MemberRefs] = {}
         self.listed_by: dict[str, frozenset[str]] = {}
+        method = diagnostics.method
+        # entryCSN is kept per changed entry for the accesslog check (OpenLDAP only).
+        self.marks = ["entryCSN"] if method == METHOD_CONTEXTCSN else []
+        # Renaming or moving a container changes the DN of everything below it; OpenLDAP and
+        # AD leave the entries below untouched (no new entryCSN / uSNChanged), 389 DS gives
+        # them a new entryUSN, but is asked the same way, to be sure. AD has no
+        # hasSubordinates: there every changed entry that is neither a user nor a group is
+        # taken for a container.
+        self.nonleaf = (_NONLEAF if method != METHOD_AD_USN else
+                        f"(!{any_of(equality('objectClass', config.user_object_class), equality('objectClass', config.group_object_class))})")
 
     # -- plumbing --------------------------------------------------------------------------
     def search(self, base: str, search_filter: str, attributes: Sequence[str], what: str,
@@ -388,41 +544,32 @@ class _Reader:
             yield from page
             self.report(phase, self.d.entries_read)
 
-    def read(self, current: Mapping[str, tuple[str, Mapping[str, str]]],
-             lower: Mapping[str, str | None], deletions: str) -> _Result:
+    def read(self, window: _Window, deletions: str) -> _Result:
         config = self.config
-        # The database holding each base: the deepest suffix above it (a subordinate
-        # database lies below its superior's suffix).
-        suffix_of = {base: max((k for k in current if within(base, k)), key=len)
-                     for base in (self.user_base, self.group_base)}
-        user_mark = lower[suffix_of[self.user_base]]
-        group_mark = lower[suffix_of[self.group_base]]
-        for key, mark in lower.items():
-            if mark:
-                self.d.windows[current[key][0]] = mark
         self.report(PHASE_CHANGES, 0)
-
         users, groups = _Found(), _Found()
-        if user_mark:
-            self.read_users(config.user_base_dn, all_of(self.user_filter,
-                            at_least("entryCSN", user_mark)), users, "changed users", True)
-        if group_mark:
+        if window.user_changed:
+            self.read_users(config.user_base_dn, all_of(self.user_filter, window.user_changed),
+                            users, "changed users", True)
+        if window.group_changed:
             self.read_groups(config.group_base_dn, all_of(self.group_filter,
-                             at_least("entryCSN", group_mark)), groups, "changed groups", True)
+                             window.group_changed), groups, "changed groups", True)
 
-        # The accesslog, when there is one we can use, decides which moved containers need
-        # their subtree read again (only renamed ones) and which ids are gone.
+        # The accesslog (OpenLDAP), when there is one we can use, decides which moved
+        # containers need their subtree read again (only renamed ones) and which ids are gone.
         verdict: LogVerdict | None = None
-        if deletions == "auto":
+        current, lower = window.csn_current, window.csn_lower
+        if deletions == "auto" and current is not None and lower is not None:
             verdict = self.read_log(current, lower, users, groups)
         renamed = verdict.renamed if verdict else None
 
-        for base, mark, is_users in ((config.user_base_dn, user_mark, True),
-                                     (config.group_base_dn, group_mark, False)):
-            if mark:
-                self.reread_moved(base, mark, users if is_users else groups, is_users, renamed)
+        for base, changed, is_users in ((config.user_base_dn, window.user_changed, True),
+                                        (config.group_base_dn, window.group_changed, False)):
+            if changed:
+                self.reread_moved(base, changed, users if is_users else groups, is_users,
+                                  renamed)
 
-        if verdict is not None:
+        if verdict is not None and current is not None:
             self.check_renamed_containers(verdict, current)
 
         self.find_parents(users, groups)
@@ -446,7 +593,7 @@ class _Reader:
     # -- changed entries -------------------------------------------------------------------
     def read_users(self, base: str, search_filter: str, found: _Found, what: str,
                    by_csn: bool) -> None:
-        attributes = [*self.mapper.user_attributes(), "entryCSN"]
+        attributes = [*self.mapper.user_attributes(), *self.marks]
         for dn, values in self.search(base, search_filter, attributes, what, PHASE_CHANGES):
             try:
                 fast_dn_key(dn)
@@ -459,7 +606,7 @@ class _Reader:
 
     def read_groups(self, base: str, search_filter: str, found: _Found, what: str,
                     by_csn: bool) -> None:
-        attributes = [*self.mapper.group_attributes(), "entryCSN"]
+        attributes = [*self.mapper.group_attributes(), *self.marks]
         for dn, values in self.search(base, search_filter, attributes, what, PHASE_CHANGES):
             try:
                 fast_dn_key(dn)
@@ -496,16 +643,15 @@ class _Reader:
             found.csns[entity_id] = bytes(csn[0]).decode("ascii", "replace")
 
     # -- moved subtrees --------------------------------------------------------------------
-    def reread_moved(self, base: str, mark: str, found: _Found, is_users: bool,
+    def reread_moved(self, base: str, changed: str, found: _Found, is_users: bool,
                      renamed: Mapping[str, set[str]] | None) -> None:
         containers: list[str] = []
-        for dn, values in self.search(base, all_of(at_least("entryCSN", mark), _NONLEAF),
-                                      ["entryUUID"], "changed entries with subordinates",
-                                      PHASE_CHANGES):
-            uuid = _text(values, "entryuuid").lower()
+        attributes = ["entryUUID"] if renamed is not None else [NO_ATTRIBUTES]
+        for dn, values in self.search(base, all_of(changed, self.nonleaf), attributes,
+                                      "changed entries with subordinates", PHASE_CHANGES):
             # With the accesslog, a container that was only modified (a description, ...)
             # kept its DN, and so did everything below it.
-            if renamed is not None and uuid not in renamed:
+            if renamed is not None and _text(values, "entryuuid").lower() not in renamed:
                 continue
             containers.append(dn)
         keys = {fast_dn_key(dn): dn for dn in containers}

@@ -37,6 +37,10 @@ from dirsync.ldap.presets import (
 from dirsync.names import name_key
 
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
+# How long an OpenLDAP incremental read keeps re-reading changes while refint may still be
+# rewriting member values after them (dirsync.ldap.changes, dirsync.ldap.watermark).
+DEFAULT_SETTLE_SECONDS = 600.0
+MAX_SETTLE_SECONDS = 86_400
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # An attribute description without options: a name (descr) or a numeric OID.
 _ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+")
@@ -100,6 +104,11 @@ DIRECTORY_KEYS: tuple[tuple[str, str, str], ...] = (
     ("sync_interval_seconds", "300", "Seconds between scheduled syncs."),
     ("incremental", "true", "Sync only what changed between full syncs, where the server allows."),
     ("full_sync_every", "12", "Run a full sync every N scheduled syncs (1 = always full)."),
+    ("settle_seconds", "600",
+     "OpenLDAP incremental sync: seconds during which changes are read again, because the "
+     "refint overlay rewrites member values after a rename or delete in the background, "
+     "silently. Raise it when refint needs longer on a large directory; 0 only without refint. "
+     "Not used for 389 DS and Active Directory, whose rewrites are ordinary, visible changes."),
     ("mass_delete_threshold", "0.05",
      "Refuse a sync that would delete or deactivate more than this share of the directory's "
      "users or groups, unless forced."),
@@ -169,6 +178,7 @@ class DirectoryConfig:
     incremental: bool = True
     full_sync_every: int = 12
     mass_delete_threshold: float = 0.05
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
     @property
     def uses_tls(self) -> bool:
@@ -387,6 +397,8 @@ def _parse_one(where: str, table: Mapping[str, Any], environ: Mapping[str, str])
         incremental=t.boolean("incremental", True),
         full_sync_every=t.integer("full_sync_every", 12, 1, 100_000),
         mass_delete_threshold=t.number("mass_delete_threshold", 0.05, 0, 1, low_inclusive=True),
+        settle_seconds=t.number("settle_seconds", DEFAULT_SETTLE_SECONDS, 0, MAX_SETTLE_SECONDS,
+                                low_inclusive=True),
     )
 
 

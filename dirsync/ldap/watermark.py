@@ -1,20 +1,25 @@
-"""High-water marks of incremental sync: the token, OpenLDAP CSNs, Active Directory USNs. Pure.
+"""High-water marks of incremental sync: the token, OpenLDAP CSNs, 389 DS and AD USNs. Pure.
 
 A token is what one read (full or incremental) hands to the next incremental read: which
 method, which server, which configuration, and how far the directory had got. It is opaque to
 its holder (JSON text, stored with the sync result) and is checked here before any change is
 read, so that a mark can never be applied to a directory it does not describe:
 
-* **method** — `openldap-contextcsn` (syncprov's contextCSN; entryCSN on every entry), `ad-usn`
-  (uSNChanged with the invocationID guard; see `AdHighWater`) or `none` (this directory cannot
-  be read incrementally; `reason` says why, and every incremental read is refused with it).
+* **method** — `openldap-contextcsn` (syncprov's contextCSN; entryCSN on every entry),
+  `389ds-entryusn` (the USN plugin's entryUSN on every entry, `lastusn` per backend in the root
+  DSE; see `UsnMarks`), `ad-usn` (uSNChanged with the invocationID guard; see `AdHighWater`) or
+  `none` (this directory cannot be read incrementally; `reason` says why, and every
+  incremental read is refused with it).
 * **server** — the URL the marks were read from. CSNs and USNs describe one server's database;
   a token from another URL (failover to a replica, a changed `urls`) means a full sync.
 * **config** — a fingerprint of everything that decides *which* entries are users and groups
   and how they are mapped (bases, classes, filters, membership, attribute map): after such a
   change the mirror no longer matches what an incremental read would assume.
-* **suffixes** — per database suffix holding a base DN: the contextCSN values seen (one per
-  server id, `sid`), and `pending`, a CSN from which the next read must look again.
+* **suffixes** — (OpenLDAP) per database suffix holding a base DN: the contextCSN values seen
+  (one per server id, `sid`), and `pending`, a CSN from which the next read must look again.
+* **usn** — (389 DS) per backend: the `lastusn` seen, and the `floor` the next read starts
+  above (see `plan_usn_round`).
+* **ad** — (Active Directory) the DC's NTDS Settings DN, invocationID and highestCommittedUSN.
 
 Why `pending`: OpenLDAP's refint overlay rewrites member values *after* the rename or delete
 that caused them has been answered, in a background task, and without a new entryCSN or an
@@ -24,6 +29,15 @@ one; nothing would ever make a later read look at that group again. So every rea
 last `settle_seconds` before the newest change once more, until that window has been read by
 a round that started `settle_seconds` after the change was first seen. Re-reading is harmless:
 changed entries are reported with their full current state.
+
+389 DS needs no settle window: its referential integrity and memberOf plugins rewrite entries
+with ordinary internal writes that get an entryUSN of their own (tests/test_ldap_389ds.py
+shows it), so a rewrite is read as a change whenever it happens. What it needs instead is one
+round of overlap: `lastusn` is the plugin's counter, which a write takes *before* its
+transaction commits, so a read may see `lastusn` = k while the entry with USN k is not yet
+visible. Each round therefore reads from the marks the *previous* round started with, not from
+the ones it ended with (re-reading is harmless, as above). Active Directory needs neither:
+highestCommittedUSN counts committed writes only, and linked values (member) never go stale.
 
 Nothing here does I/O; `changes.py` reads the values and the clock and calls these functions.
 """
@@ -44,9 +58,10 @@ from dirsync.ldap.errors import FullSyncRequired
 
 TOKEN_VERSION = 1
 METHOD_CONTEXTCSN = "openldap-contextcsn"
+METHOD_ENTRYUSN = "389ds-entryusn"
 METHOD_AD_USN = "ad-usn"
 METHOD_NONE = "none"
-METHODS = (METHOD_CONTEXTCSN, METHOD_AD_USN, METHOD_NONE)
+METHODS = (METHOD_CONTEXTCSN, METHOD_ENTRYUSN, METHOD_AD_USN, METHOD_NONE)
 
 # OpenLDAP 2.3+ CSN: generalized time with microseconds, change count, server id, modifier.
 _CSN = re.compile(
@@ -163,11 +178,74 @@ def ad_changed_filter(previous: AdHighWater) -> str:
     return f"(uSNChanged>={previous.usn + 1})"
 
 
+def parse_usn(text: str, what: str) -> int:
+    """A USN (lastusn, entryUSN, highestCommittedUSN, uSNChanged) from its text; ValueError
+    naming `what` when it is not a whole number. 389 shows -1 for a backend never written."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{what} is {text!r}, not a whole number") from None
+    if value < -1:
+        raise ValueError(f"{what} is {value}, below -1")
+    return value
+
+
 def guid_text(raw: bytes) -> str:
     """A binary GUID as AD writes it (objectGUID, invocationID: little-endian fields)."""
     if len(raw) != 16:
         raise ValueError(f"a GUID has 16 bytes, not {len(raw)}")
     return str(uuid.UUID(bytes_le=bytes(raw)))
+
+
+# -- 389 Directory Server -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsnMarks:
+    """Where a 389 DS had got, per backend (lower-cased backend name, or "" for a global
+    counter): `seen`, the lastusn values read when the token was made, and `floor`, the marks
+    the next read starts *above* (the previous round's `seen`; see the module docstring)."""
+
+    seen: Mapping[str, int]
+    floor: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class UsnPlan:
+    """One 389 DS round: per backend, the lowest entryUSN to read (None: nothing there)."""
+
+    lower: Mapping[str, int | None]
+    next_marks: UsnMarks
+
+    @property
+    def nothing_to_read(self) -> bool:
+        return all(v is None for v in self.lower.values())
+
+
+def first_usn_marks(current: Mapping[str, int]) -> UsnMarks:
+    return UsnMarks(dict(current), dict(current))
+
+
+def plan_usn_round(directory: str, previous: UsnMarks, current: Mapping[str, int]) -> UsnPlan:
+    """Compare the token's marks with the lastusn values just read and decide where to read
+    from. Raises FullSyncRequired when they cannot be continued: other backends, or a
+    counter that went back (a backend restored from a backup or re-imported from LDIF)."""
+    if set(previous.seen) != set(current):
+        raise FullSyncRequired(directory, "the base DNs now lie in other 389 DS backends than "
+                               "when the token was taken ("
+                               f"{', '.join(sorted(previous.seen)) or 'none'} then, "
+                               f"{', '.join(sorted(current)) or 'none'} now)")
+    lower: dict[str, int | None] = {}
+    for backend, usn in sorted(current.items()):
+        seen = previous.seen[backend]
+        floor = min(previous.floor.get(backend, seen), seen)
+        if usn < seen:
+            label = f"backend {backend}" if backend else "the server"
+            raise FullSyncRequired(directory, f"the lastusn of {label} went back from {seen} to "
+                                   f"{usn} (restored from a backup, re-imported, or another "
+                                   "server under the same URL)")
+        lower[backend] = floor + 1 if usn != floor else None
+    return UsnPlan(lower, UsnMarks(dict(current), dict(previous.seen)))
 
 
 # -- the token --------------------------------------------------------------------------------
@@ -195,6 +273,7 @@ class Token:
     pending_since: datetime | None = None  # client clock, UTC: when the pending window opened
     reason: str = ""  # METHOD_NONE: why this directory cannot be read incrementally
     ad: AdHighWater | None = None
+    usn: UsnMarks | None = None
 
 
 def format_token(token: Token) -> str:
@@ -214,6 +293,9 @@ def format_token(token: Token) -> str:
     if token.ad is not None:
         data["ad"] = {"server": token.ad.server, "invocation_id": token.ad.invocation_id,
                       "usn": token.ad.usn}
+    if token.usn is not None:
+        data["usn"] = {"seen": dict(sorted(token.usn.seen.items())),
+                       "floor": dict(sorted(token.usn.floor.items()))}
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -244,6 +326,7 @@ def parse_token(directory: str, text: str) -> Token:
         )
         since = data.get("pending_since")
         ad = data.get("ad")
+        usn = data.get("usn")
         return Token(
             method=method,
             server=str(data["server"]),
@@ -252,9 +335,16 @@ def parse_token(directory: str, text: str) -> Token:
             pending_since=datetime.fromisoformat(since) if since else None,
             ad=AdHighWater(str(ad["server"]), str(ad["invocation_id"]), int(ad["usn"]))
             if ad else None,
+            usn=UsnMarks(_usn_map(usn["seen"]), _usn_map(usn["floor"])) if usn else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise refuse(f"it is damaged ({exc})") from None
+
+
+def _usn_map(raw: Any) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        raise TypeError("USN marks must be an object")
+    return {str(k): parse_usn(str(v), f"the mark of {k!r}") for k, v in raw.items()}
 
 
 def unsupported_token(reason: str) -> str:
