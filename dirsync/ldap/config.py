@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from dirsync.cron import crontab_fields
 from dirsync.dn import parse_dn
 from dirsync.errors import ConfigError
 from dirsync.ldap.filters import filter_syntax_problem
@@ -104,6 +105,10 @@ DIRECTORY_KEYS: tuple[tuple[str, str, str], ...] = (
     ("sync_interval_seconds", "300", "Seconds between scheduled syncs."),
     ("incremental", "true", "Sync only what changed between full syncs, where the server allows."),
     ("full_sync_every", "12", "Run a full sync every N scheduled syncs (1 = always full)."),
+    ("full_sync_cron", "(none)",
+     "Also run a full sync at these times: a five-field crontab expression in UTC, e.g. "
+     "\"30 2 * * *\" (02:30 every day) or \"0 3 * * 0\" (Sundays 03:00; 0 and 7 are Sunday, as in "
+     "cron). Restrict the day of month or the day of week, not both."),
     ("settle_seconds", "600",
      "OpenLDAP incremental sync: seconds during which changes are read again, because the "
      "refint overlay rewrites member values after a rename or delete in the background, "
@@ -177,6 +182,7 @@ class DirectoryConfig:
     sync_interval_seconds: int = 300
     incremental: bool = True
     full_sync_every: int = 12
+    full_sync_cron: str | None = None  # validated by dirsync.cron
     mass_delete_threshold: float = 0.05
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
@@ -263,6 +269,15 @@ class _Table:
             bound = f"at least {low}" if low_inclusive else f"more than {low}"
             raise self.error(name, f"must be {bound} and at most {high}, got {value}")
         return float(value)
+
+    def crontab(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is not None:
+            try:
+                crontab_fields(value)
+            except ValueError as exc:
+                raise self.error(name, f"is not a crontab expression: {exc}") from None
+        return value
 
     def choice(self, name: str, default: str | None, choices: Sequence[str]) -> str:
         value = self.text(name, default, required=f"one of {', '.join(choices)}")
@@ -396,6 +411,7 @@ def _parse_one(where: str, table: Mapping[str, Any], environ: Mapping[str, str])
         sync_interval_seconds=t.integer("sync_interval_seconds", 300, 10, 7 * 86_400),
         incremental=t.boolean("incremental", True),
         full_sync_every=t.integer("full_sync_every", 12, 1, 100_000),
+        full_sync_cron=t.crontab("full_sync_cron"),
         mass_delete_threshold=t.number("mass_delete_threshold", 0.05, 0, 1, low_inclusive=True),
         settle_seconds=t.number("settle_seconds", DEFAULT_SETTLE_SECONDS, 0, MAX_SETTLE_SECONDS,
                                 low_inclusive=True),
