@@ -41,16 +41,13 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Sequence
 
+from ldap_server import LdapTestServer, client_env
 from servers import MissingServer, ServerError, free_port
-from slapd import parse_ldif
 
 NS_SLAPD = "/usr/sbin/ns-slapd"
 DATA_DIR = Path("/usr/share/dirsrv/data")
@@ -104,13 +101,19 @@ def password_hash(password: str) -> str:
     return "{SSHA512}" + base64.b64encode(digest + salt).decode("ascii")
 
 
-class Ds389Server:
+class Ds389Server(LdapTestServer):
     """A private 389 Directory Server for one test run (or one test, for tests that crash it).
 
     `start()` builds the instance the first time (dse.ldif, base entries and accounts) and
     then starts ns-slapd and waits until the Directory Manager can bind. Usable as a context
-    manager.
+    manager. `stop()` is a clean shutdown: ns-slapd flushes the database and writes
+    dse.ldif. Data goes in as the Directory Manager, so plugins (memberOf, referential
+    integrity, USN) apply.
     """
+
+    label = "ns-slapd"
+    admin_dn = ROOT_DN
+    admin_password = ROOT_PASSWORD
 
     def __init__(self, *, startup_timeout: float = 30.0) -> None:
         self.tools = find_389ds()
@@ -126,16 +129,6 @@ class Ds389Server:
     @property
     def url(self) -> str:
         return f"ldap://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def _base(self) -> Path:
-        if self.base_dir is None:
-            raise ServerError("389 DS has not been started yet")
-        return self.base_dir
 
     @property
     def config_dir(self) -> Path:
@@ -169,75 +162,10 @@ class Ds389Server:
             self._start_once()
         return self
 
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM): ns-slapd flushes the database and writes dse.ldif."""
-        self._end(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """A crash (SIGKILL): connections are cut mid-answer."""
-        self._end(signal.SIGKILL)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def ensure_running(self) -> None:
-        """Start ns-slapd again if a test stopped it and did not bring it back."""
-        if not self.running:
-            self.start()
-
-    def close(self) -> None:
-        """Stop ns-slapd and delete its files. Safe to call more than once."""
-        atexit.unregister(self.close)
-        try:
-            self.kill()
-        finally:
-            if self.base_dir is not None:
-                shutil.rmtree(self.base_dir, ignore_errors=True)
-                self.base_dir = None
-
-    def __enter__(self) -> Ds389Server:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- data ------------------------------------------------------------------------------
-    def load_ldif(self, source: str | Path) -> None:
-        """Load LDIF (a path, or LDIF text) through ldapmodify -a as the Directory Manager, so
-        plugins (memberOf, referential integrity, USN) apply and change records work."""
-        path = Path(source) if isinstance(source, Path) else None
-        self.modify(path.read_text(encoding="utf-8") if path else str(source), add=True)
-
     def load_fixture(self, name: str) -> None:
         """Load fixtures/ldap/389ds/<name>.ldif."""
         self.load_ldif(FIXTURES_DIR / f"{name}.ldif")
-
-    def modify(self, ldif: str, *, add: bool = False) -> None:
-        """ldapmodify as the Directory Manager; `add=True` treats records without changetype
-        as adds."""
-        argv = [self.tools["ldapmodify"], *self._client_args()]
-        if add:
-            argv.append("-a")
-        self._run(argv, what="ldapmodify", stdin=ldif)
-
-    def modrdn(self, dn: str, new_rdn: str, new_superior: str | None = None) -> None:
-        """Rename (and with `new_superior`, move) an entry; the old RDN value is removed."""
-        argv = [self.tools["ldapmodrdn"], *self._client_args(), "-r"]
-        if new_superior:
-            argv += ["-s", new_superior]
-        self._run([*argv, dn, new_rdn], what="ldapmodrdn")
-
-    def delete(self, dn: str, *, recursive: bool = False) -> None:
-        argv = [self.tools["ldapdelete"], *self._client_args()]
-        if recursive:
-            argv.append("-r")
-        self._run([*argv, dn], what="ldapdelete")
 
     def delete_subtree(self, base: str) -> list[str]:
         """Delete `base` and everything below it, deepest entries first, as far as the server
@@ -256,7 +184,7 @@ class Ds389Server:
             left = sorted((dn for dn, _ in found), key=lambda dn: -dn.count(","))
             argv = [self.tools["ldapdelete"], *self._client_args(), "-c"]
             subprocess.run(argv, input="\n".join(left) + "\n", capture_output=True,
-                           text=True, env=_client_env(), timeout=120, cwd="/")
+                           text=True, env=client_env(), timeout=120, cwd="/")
         try:
             return [dn for dn, _ in self.search(base, attributes=["1.1"])]
         except ServerError as exc:
@@ -264,38 +192,12 @@ class Ds389Server:
                 return []
             raise
 
-    def search(
-        self, base: str, search_filter: str = "(objectClass=*)", attributes: Sequence[str] = (),
-        *, scope: str = "sub", bind_dn: str | None = ROOT_DN, password: str = ROOT_PASSWORD,
-        page_size: int = 0,
-    ) -> list[tuple[str, dict[str, list[str]]]]:
-        """ldapsearch (as the Directory Manager by default, anonymously with bind_dn=None,
-        paged with page_size); entries as parse_ldif returns them. A non-zero exit raises
-        ServerError naming the exit code, which is the LDAP result code."""
-        auth = self._client_args(bind_dn, password) if bind_dn else ["-x", "-H", self.url]
-        paging = ["-E", f"pr={page_size}/noprompt"] if page_size else []
-        out = self._run([self.tools["ldapsearch"], *auth, *paging, "-LLL", "-o",
-                         "ldif-wrap=no", "-b", base, "-s", scope, search_filter, *attributes],
-                        what="ldapsearch")
-        return parse_ldif(out)
-
     def unique_id(self, dn: str) -> str:
         """The entry's nsUniqueId, as the server shows it."""
         [(_, attrs)] = self.search(dn, attributes=["nsUniqueId"], scope="base")
         return attrs["nsuniqueid"][0]
 
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except (OSError, ServerError):
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
-
     # -- internals -------------------------------------------------------------------------
-    def _client_args(self, dn: str = ROOT_DN, password: str = ROOT_PASSWORD) -> list[str]:
-        # -x simple bind; LDAPNOINIT in _run keeps ~/.ldaprc and /etc/ldap/ldap.conf out.
-        return ["-x", "-H", self.url, "-D", dn, "-w", password]
-
     def _build(self) -> None:
         base = Path(tempfile.mkdtemp(prefix="dirsync-389ds-"))
         self.base_dir = base
@@ -353,57 +255,6 @@ class Ds389Server:
         finally:
             log.close()
         self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        """Ready when the Directory Manager can bind: listening alone is not enough, the
-        backends must be open."""
-        deadline = time.monotonic() + self.startup_timeout
-        argv = [self.tools["ldapwhoami"], *self._client_args(), "-o", "nettimeout=2"]
-        last = ""
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                self._proc = None
-                raise ServerError(f"ns-slapd exited while starting\n--- server log ---\n"
-                                  f"{self.log_tail()}")
-            proc = subprocess.run(argv, capture_output=True, text=True, env=_client_env(),
-                                  timeout=10)
-            if proc.returncode == 0:
-                return
-            last = proc.stderr.strip()
-            time.sleep(0.05)
-        self._end(signal.SIGKILL)
-        raise ServerError(f"ns-slapd on {self.url} did not accept a bind within "
-                          f"{self.startup_timeout:.0f}s: {last}\n--- server log ---\n"
-                          f"{self.log_tail()}")
-
-    def _end(self, sig: signal.Signals) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=self.startup_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-    def _run(self, argv: list[str], *, what: str, stdin: str | None = None) -> str:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                              env=_client_env(), timeout=120, cwd="/")
-        if proc.returncode != 0:
-            raise ServerError(f"{what} failed (exit {proc.returncode}): "
-                              f"{proc.stderr.strip() or proc.stdout.strip()}")
-        return proc.stdout
-
-
-def _client_env() -> dict[str, str]:
-    # LDAPNOINIT: ignore ldap.conf and ~/.ldaprc, whose URI/BASE/TLS settings would otherwise
-    # redirect the tools; LDAP* variables of the caller likewise.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LDAP")}
-    env["LDAPNOINIT"] = "1"
-    return env
-
 
 def _set_attributes(dse: str, dn: str, values: dict[str, str]) -> str:
     """Set single-valued attributes of the entry `dn` in dse.ldif text (replace or append)."""

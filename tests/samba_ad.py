@@ -54,11 +54,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
-from typing import Sequence
 
+from ldap_server import LdapTestServer, end_process, parse_ldif
 from servers import MissingServer, ServerError, free_port
-from slapd import parse_ldif
 
 REALM = "EXAMPLE.TEST"
 DOMAIN = "EXAMPLE"
@@ -185,13 +183,23 @@ def cache_root() -> Path:
     return Path(os.environ.get("DIRSYNC_TEST_CACHE") or Path.home() / ".cache" / "dirsync-tests")
 
 
-class SambaAdServer:
+class SambaAdServer(LdapTestServer):
     """A private Samba AD DC for one test run (or one test, for tests that crash it).
 
     `start()` copies the provisioned template the first time (building it if the cache has
     none), then starts samba in a new network namespace, the forwarder, and waits until the
-    Administrator can bind through it. Usable as a context manager.
+    Administrator can bind through it. Usable as a context manager. `stop()` is a clean
+    shutdown (SIGTERM to samba, which ends its workers), `kill()` a crash (SIGKILL to every
+    process of the namespace); either way the forwarder and its listening socket go too, so
+    connections are refused, as with a stopped server. Data goes in as the Administrator,
+    `unicodePwd` in clear (see prepare_ldif); searches keep binary values (objectGUID,
+    objectSid, invocationId) as base64 text and leave continuation references out.
     """
+
+    label = "samba"
+    admin_dn = ADMIN_DN
+    admin_password = ADMIN_PASSWORD
+    ready_poll_seconds = 0.1
 
     def __init__(self, *, startup_timeout: float = 60.0) -> None:
         self.tools = find_samba()
@@ -199,7 +207,7 @@ class SambaAdServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.base_dir: Path | None = None
-        self._samba: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None  # samba itself
         self._forwarder: subprocess.Popen[bytes] | None = None
         # Seconds the first start() took, and how much of it went into building the template
         # (0 when it came from the cache). Reported by the tests, for the CI budget.
@@ -210,16 +218,6 @@ class SambaAdServer:
     @property
     def url(self) -> str:
         return f"ldap://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._samba is not None and self._samba.poll() is None
-
-    @property
-    def _base(self) -> Path:
-        if self.base_dir is None:
-            raise ServerError("Samba has not been started yet")
-        return self.base_dir
 
     @property
     def log_path(self) -> Path:
@@ -244,101 +242,13 @@ class SambaAdServer:
             self._start_once()
         return self
 
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM to samba, which ends its workers); the forwarder and its
-        listening socket go too, so connections are refused, as with a stopped server."""
-        self._end(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """A crash (SIGKILL to the whole namespace's processes)."""
-        self._end(signal.SIGKILL)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def ensure_running(self) -> None:
-        if not self.running:
-            self.start()
-
-    def close(self) -> None:
-        """Stop samba and delete its files. Safe to call more than once."""
-        atexit.unregister(self.close)
-        try:
-            self.kill()
-        finally:
-            if self.base_dir is not None:
-                shutil.rmtree(self.base_dir, ignore_errors=True)
-                self.base_dir = None
-
-    def __enter__(self) -> SambaAdServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- data ------------------------------------------------------------------------------
-    def load_ldif(self, source: str | Path) -> None:
-        """Load LDIF (a path, or LDIF text; `unicodePwd` in clear, see prepare_ldif) through
-        ldapmodify -a as the Administrator."""
-        path = Path(source) if isinstance(source, Path) else None
-        self.modify(path.read_text(encoding="utf-8") if path else str(source), add=True)
-
-    def modify(self, ldif: str, *, add: bool = False) -> None:
-        argv = [self.tools["ldapmodify"], *self._client_args()]
-        if add:
-            argv.append("-a")
-        self._run(argv, what="ldapmodify", stdin=prepare_ldif(ldif))
-
-    def modrdn(self, dn: str, new_rdn: str, new_superior: str | None = None) -> None:
-        """Rename (and with `new_superior`, move) an entry; the old RDN value is removed."""
-        argv = [self.tools["ldapmodrdn"], *self._client_args(), "-r"]
-        if new_superior:
-            argv += ["-s", new_superior]
-        self._run([*argv, dn, new_rdn], what="ldapmodrdn")
-
-    def delete(self, dn: str, *, recursive: bool = False) -> None:
-        argv = [self.tools["ldapdelete"], *self._client_args()]
-        if recursive:
-            argv.append("-r")
-        self._run([*argv, dn], what="ldapdelete")
-
-    def search(
-        self, base: str, search_filter: str = "(objectClass=*)", attributes: Sequence[str] = (),
-        *, scope: str = "sub", bind_dn: str | None = ADMIN_DN, password: str = ADMIN_PASSWORD,
-    ) -> list[tuple[str, dict[str, list[str]]]]:
-        """ldapsearch (as the Administrator by default, anonymously with bind_dn=None);
-        entries as parse_ldif returns them, except that binary values (objectGUID, objectSid,
-        invocationId) stay base64 text. Continuation references are left out."""
-        auth = self._client_args(bind_dn, password) if bind_dn else ["-x", "-H", self.url]
-        out = self._run([self.tools["ldapsearch"], *auth, "-LLL", "-o", "ldif-wrap=no",
-                         "-b", base, "-s", scope, search_filter, *attributes],
-                        what="ldapsearch")
-        # A continuation reference comes as a block with only `ref:` lines.
-        return [(dn, attrs) for dn, attrs in parse_ldif(_base64_binary(out))
-                if dn or set(attrs) != {"ref"}]
-
     def object_guid(self, dn: str) -> str:
         """The entry's objectGUID in its usual string form."""
         [(_, attrs)] = self.search(dn, attributes=["objectGUID"], scope="base")
         return guid_from_base64(attrs["objectguid"][0])
 
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except (OSError, ServerError):
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
-
     # -- internals -------------------------------------------------------------------------
-    def _client_args(self, dn: str = ADMIN_DN, password: str = ADMIN_PASSWORD) -> list[str]:
-        return ["-x", "-H", self.url, "-D", dn, "-w", password]
-
     def _template(self) -> Path:
         version = subprocess.run([self.tools["samba"], "-V"], capture_output=True, text=True,
                                  timeout=30).stdout.strip()
@@ -403,7 +313,7 @@ class SambaAdServer:
         try:
             # unshare without --fork: sh, then samba, run as the very process Popen started,
             # so its pid is samba's and /proc/<pid>/ns/net names the new namespace.
-            self._samba = subprocess.Popen(
+            self._proc = subprocess.Popen(
                 [self.tools["unshare"], "--net", "--", "/bin/sh", "-c",
                  f'{self.tools["ip"]} link set lo up && exec "$0" "$@"', self.tools["samba"],
                  "--foreground", "--no-process-group", "--debug-stdout",
@@ -420,14 +330,14 @@ class SambaAdServer:
             raise
 
     def _start_forwarder(self) -> None:
-        assert self._samba is not None
+        assert self._proc is not None
         # Until unshare has made the namespace and sh has brought lo up and exec'd samba,
         # /proc/<pid>/ns/net is still the host's: a forwarder started then would forward to
         # the host's own port 389. Wait for the exec.
         samba = os.path.realpath(self.tools["samba"])
         deadline = time.monotonic() + self.startup_timeout
-        while _executable_of(self._samba.pid) != samba:
-            if self._samba.poll() is not None:
+        while _executable_of(self._proc.pid) != samba:
+            if self._proc.poll() is not None:
                 raise ServerError(f"samba exited while starting\n--- server log ---\n"
                                   f"{self.log_tail()}")
             if time.monotonic() > deadline:
@@ -444,7 +354,7 @@ class SambaAdServer:
                                   f"Samba: {exc}") from exc
             listener.listen(64)
             self._forwarder = subprocess.Popen(
-                [self.tools["nsenter"], f"--net=/proc/{self._samba.pid}/ns/net", "--",
+                [self.tools["nsenter"], f"--net=/proc/{self._proc.pid}/ns/net", "--",
                  sys.executable, "-c", _FORWARDER, str(listener.fileno()), str(LDAP_PORT)],
                 pass_fds=(listener.fileno(),), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
@@ -452,54 +362,33 @@ class SambaAdServer:
         finally:
             listener.close()  # the forwarder holds it now
 
-    def _wait_ready(self) -> None:
-        """Ready when the Administrator can bind and read the root DSE through the forwarder."""
-        deadline = time.monotonic() + self.startup_timeout
-        argv = [self.tools["ldapsearch"], *self._client_args(), "-o", "nettimeout=2", "-LLL",
+    def _prepare(self, ldif: str) -> str:
+        return prepare_ldif(ldif)
+
+    def _parse(self, ldif: str) -> list[tuple[str, dict[str, list[str]]]]:
+        # A continuation reference comes as a block with only `ref:` lines.
+        return [(dn, attrs) for dn, attrs in parse_ldif(_base64_binary(ldif))
+                if dn or set(attrs) != {"ref"}]
+
+    def _ready_argv(self) -> list[str]:
+        # Ready when the Administrator can bind and read the root DSE through the forwarder.
+        return [self.tools["ldapsearch"], *self._client_args(), "-o", "nettimeout=2", "-LLL",
                 "-b", "", "-s", "base", "(objectClass=*)", "highestCommittedUSN"]
-        last = ""
-        while time.monotonic() < deadline:
-            assert self._samba is not None
-            if self._samba.poll() is not None:
-                raise ServerError(f"samba exited while starting\n--- server log ---\n"
-                                  f"{self.log_tail()}")
-            proc = subprocess.run(argv, capture_output=True, text=True, env=_client_env(),
-                                  timeout=10)
-            if proc.returncode == 0 and "highestCommittedUSN" in proc.stdout:
-                return
-            last = proc.stderr.strip()
-            time.sleep(0.1)
-        raise ServerError(f"samba on {self.url} did not accept a bind within "
-                          f"{self.startup_timeout:.0f}s: {last}\n--- server log ---\n"
-                          f"{self.log_tail()}")
+
+    def _is_ready(self, answer: subprocess.CompletedProcess[str]) -> bool:
+        return answer.returncode == 0 and "highestCommittedUSN" in answer.stdout
 
     def _end(self, sig: signal.Signals) -> None:
-        samba, self._samba = self._samba, None
+        samba, self._proc = self._proc, None
         forwarder, self._forwarder = self._forwarder, None
         namespace = _namespace_of(samba.pid) if samba is not None else None
         # The forwarder first: from then on connections are refused, not left hanging.
         for proc in (forwarder, samba):
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout=self.startup_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            end_process(proc, sig, self.startup_timeout)
         if namespace is not None:
             # samba's workers: it ends them itself on SIGTERM, but a SIGKILL leaves them to
             # notice on their own. Every process left in the namespace is one of ours.
             _empty_namespace(namespace, grace=10.0 if sig == signal.SIGTERM else 0.0)
-
-    def _run(self, argv: list[str], *, what: str, stdin: str | None = None,
-             timeout: float = 120) -> str:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                              env=_client_env(), timeout=timeout, cwd="/")
-        if proc.returncode != 0:
-            raise ServerError(f"{what} failed (exit {proc.returncode}): "
-                              f"{proc.stderr.strip()[-2000:] or proc.stdout.strip()[-2000:]}")
-        return proc.stdout
 
 
 def _executable_of(pid: int) -> str | None:
@@ -553,14 +442,6 @@ def _base64_binary(text: str) -> str:
 
 
 _BINARY = {"objectguid", "objectsid", "invocationid", "msds-consistencyguid"}
-
-
-def _client_env() -> dict[str, str]:
-    # LDAPNOINIT: ignore ldap.conf and ~/.ldaprc, whose URI/BASE/TLS settings would otherwise
-    # redirect the tools; LDAP* variables of the caller likewise.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LDAP")}
-    env["LDAPNOINIT"] = "1"
-    return env
 
 
 def _write_smb_conf(domain: Path) -> None:

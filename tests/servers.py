@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import psycopg
 import pytest
@@ -126,7 +126,56 @@ def find_postgres_bin_dir(
     return max(candidates, key=_version_key)
 
 
-class PostgresServer:
+class ManagedServer:
+    """The lifecycle every server the tests start shares: `start()` (subclasses), `restart`,
+    `ensure_running` after a test that stopped it, `close()` (stop hard and delete the
+    instance's files; safe to call more than once) and use as a context manager."""
+
+    base_dir: Path | None = None
+    running: bool
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def _halt(self) -> None:
+        """Stop the way close() wants: at once, no clean shutdown needed."""
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def ensure_running(self) -> None:
+        """Start the server again if a test stopped it and did not bring it back."""
+        if not self.running:
+            self.start()
+
+    def close(self) -> None:
+        atexit.unregister(self.close)
+        try:
+            self._halt()
+        finally:
+            if self.base_dir is not None:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
+                self.base_dir = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class PostgresServer(ManagedServer):
     """A private PostgreSQL cluster for one test run.
 
     `start()` runs initdb the first time and then starts the cluster; `stop()` kills it the
@@ -216,32 +265,8 @@ class PostgresServer:
         self.stop(mode)
         self.start()
 
-    def ensure_running(self) -> None:
-        """Start the server again if a test stopped it and did not bring it back."""
-        if not self.running:
-            self.start()
-
-    def close(self) -> None:
-        """Stop the server and delete its files. Safe to call more than once."""
-        atexit.unregister(self.close)
-        try:
-            self.stop()
-        finally:
-            if self.base_dir is not None:
-                shutil.rmtree(self.base_dir, ignore_errors=True)
-                self.base_dir = None
-
-    def __enter__(self) -> PostgresServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _halt(self) -> None:
+        self.stop()
 
     # -- databases ----------------------------------------------------------------------
     def url(self, dbname: str = "postgres") -> str:

@@ -10,7 +10,9 @@
   `stop()` shuts it down cleanly, `kill()` the way a crash would; `start()` brings the same
   data back on the same ports, so URLs handed out earlier stay valid.
 * `make_ca` / `issue_certificate` — throwaway certificates made with the `openssl` CLI.
-* `parse_ldif` — just enough LDIF reading to look at what `ldapsearch` printed.
+
+What every LDAP test server shares (lifecycle, readiness, the client tools, `parse_ldif`) is in
+ldap_server.py.
 
 Accounts in every server (constants below): the rootdn `cn=admin`; `cn=sync`, read-only by ACL
 and without size or time limits, as a real sync account should be; `cn=limited`, read-only
@@ -26,18 +28,15 @@ must not import dirsync.
 from __future__ import annotations
 
 import atexit
-import base64
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Iterable, Sequence
 
+from ldap_server import LdapTestServer
 from servers import MissingServer, ServerError, free_port
 
 SLAPD = "/usr/sbin/slapd"
@@ -143,39 +142,10 @@ def issue_certificate(
 # -- LDIF ------------------------------------------------------------------------------------
 
 
-def parse_ldif(text: str) -> list[tuple[str, dict[str, list[str]]]]:
-    """(dn, {attribute: values}) per entry of `ldapsearch -LLL` output. Attribute names are
-    lower-cased; base64 values are decoded as UTF-8."""
-    entries: list[tuple[str, dict[str, list[str]]]] = []
-    for block in text.split("\n\n"):
-        lines: list[str] = []
-        for line in block.splitlines():
-            if line.startswith(" ") and lines:
-                lines[-1] += line[1:]  # folded continuation
-            elif line and not line.startswith("#"):
-                lines.append(line)
-        if not lines:
-            continue
-        dn = ""
-        attrs: dict[str, list[str]] = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            if value.startswith(":"):
-                value = base64.b64decode(value[1:].strip()).decode("utf-8")
-            else:
-                value = value[1:] if value.startswith(" ") else value
-            if name.lower() == "dn":
-                dn = value
-            else:
-                attrs.setdefault(name.lower(), []).append(value)
-        entries.append((dn, attrs))
-    return entries
-
-
 # -- the server ------------------------------------------------------------------------------
 
 
-class SlapdServer:
+class SlapdServer(LdapTestServer):
     """A private slapd for one test run (or one test, for tests that crash it).
 
     `start()` builds the instance the first time (certificates, cn=config, base entries) and
@@ -185,6 +155,13 @@ class SlapdServer:
     they are added after the base database, or later with `modify_config`. Usable as a
     context manager.
     """
+
+    label = "slapd"
+    admin_dn = ADMIN_DN
+    admin_password = ADMIN_PASSWORD
+    delete_options = ("-M",)  # ManageDsaIT: referral objects are deleted, not followed
+    run_timeout = 60.0
+    ready_poll_seconds = 0.01
 
     def __init__(
         self,
@@ -230,16 +207,6 @@ class SlapdServer:
         return self.ca.cert_file
 
     @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def _base(self) -> Path:
-        if self.base_dir is None:
-            raise ServerError("slapd has not been started yet")
-        return self.base_dir
-
-    @property
     def log_path(self) -> Path:
         return self._base / "slapd.log"
 
@@ -264,44 +231,6 @@ class SlapdServer:
             self._start_once()
         return self
 
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM): slapd finishes what it is doing and closes its files."""
-        self._end(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """A crash (SIGKILL): connections are cut mid-answer."""
-        self._end(signal.SIGKILL)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def ensure_running(self) -> None:
-        """Start slapd again if a test stopped it and did not bring it back."""
-        if not self.running:
-            self.start()
-
-    def close(self) -> None:
-        """Stop slapd and delete its files. Safe to call more than once."""
-        atexit.unregister(self.close)
-        try:
-            self.kill()
-        finally:
-            if self.base_dir is not None:
-                shutil.rmtree(self.base_dir, ignore_errors=True)
-                self.base_dir = None
-
-    def __enter__(self) -> SlapdServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- data ------------------------------------------------------------------------------
     def load_ldif(self, source: str | Path, *, offline: bool = False) -> None:
         """Load LDIF: a path, or LDIF text. Online (default) it goes through ldapmodify -a, so
@@ -321,13 +250,6 @@ class SlapdServer:
         """Load fixtures/ldap/<name>.ldif online."""
         self.load_ldif(FIXTURES_DIR / f"{name}.ldif")
 
-    def modify(self, ldif: str, *, add: bool = False) -> None:
-        """ldapmodify as the rootdn; `add=True` treats records without changetype as adds."""
-        argv = [self.tools["ldapmodify"], *self._client_args()]
-        if add:
-            argv.append("-a")
-        self._run(argv, what="ldapmodify", stdin=ldif)
-
     def modify_config(self, ldif: str, *, add: bool = False) -> None:
         """ldapmodify against cn=config (as its rootdn), e.g. to add an overlay or a database
         such as accesslog to the running server."""
@@ -336,47 +258,7 @@ class SlapdServer:
             argv.append("-a")
         self._run(argv, what="ldapmodify (cn=config)", stdin=ldif)
 
-    def modrdn(self, dn: str, new_rdn: str, new_superior: str | None = None) -> None:
-        """Rename (and with `new_superior`, move) an entry; the old RDN value is removed."""
-        argv = [self.tools["ldapmodrdn"], *self._client_args(), "-r"]
-        if new_superior:
-            argv += ["-s", new_superior]
-        self._run([*argv, dn, new_rdn], what="ldapmodrdn")
-
-    def delete(self, dn: str, *, recursive: bool = False) -> None:
-        # -M (ManageDsaIT): referral objects are deleted as entries, not followed.
-        argv = [self.tools["ldapdelete"], *self._client_args(), "-M"]
-        if recursive:
-            argv.append("-r")
-        self._run([*argv, dn], what="ldapdelete")
-
-    def search(
-        self, base: str, search_filter: str = "(objectClass=*)", attributes: Sequence[str] = (),
-        *, scope: str = "sub", bind_dn: str | None = ADMIN_DN, password: str = ADMIN_PASSWORD,
-        page_size: int = 0,
-    ) -> list[tuple[str, dict[str, list[str]]]]:
-        """ldapsearch (as the rootdn by default, anonymously with bind_dn=None, paged with
-        page_size); entries as parse_ldif returns them. A non-zero exit raises ServerError
-        naming the exit code, which is the LDAP result code."""
-        auth = self._client_args(bind_dn, password) if bind_dn else ["-x", "-H", self.url]
-        paging = ["-E", f"pr={page_size}/noprompt"] if page_size else []
-        out = self._run([self.tools["ldapsearch"], *auth, *paging, "-LLL", "-o",
-                         "ldif-wrap=no", "-b", base, "-s", scope, search_filter, *attributes],
-                        what="ldapsearch")
-        return parse_ldif(out)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except (OSError, ServerError):
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
-
     # -- internals -------------------------------------------------------------------------
-    def _client_args(self, dn: str = ADMIN_DN, password: str = ADMIN_PASSWORD) -> list[str]:
-        # -x simple bind; LDAPNOINIT in _run keeps ~/.ldaprc and /etc/ldap/ldap.conf out.
-        return ["-x", "-H", self.url, "-D", dn, "-w", password]
-
     def _pick_ports(self) -> None:
         self.port = free_port(self.host)
         self.ldaps_port = free_port(self.host) if self.tls else 0
@@ -447,57 +329,6 @@ class SlapdServer:
         finally:
             log.close()
         self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        """Ready when the admin can bind: listening alone is not enough, the database must be
-        open."""
-        deadline = time.monotonic() + self.startup_timeout
-        argv = [self.tools["ldapwhoami"], *self._client_args(), "-o", "nettimeout=2"]
-        last = ""
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                self._proc = None
-                raise ServerError(f"slapd exited while starting\n--- server log ---\n"
-                                  f"{self.log_tail()}")
-            proc = subprocess.run(argv, capture_output=True, text=True, env=_client_env(),
-                                  timeout=10)
-            if proc.returncode == 0:
-                return
-            last = proc.stderr.strip()
-            time.sleep(0.01)
-        self._end(signal.SIGKILL)
-        raise ServerError(f"slapd on {self.url} did not accept a bind within "
-                          f"{self.startup_timeout:.0f}s: {last}\n--- server log ---\n"
-                          f"{self.log_tail()}")
-
-    def _end(self, sig: signal.Signals) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=self.startup_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-    def _run(self, argv: list[str], *, what: str, stdin: str | None = None) -> str:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                              env=_client_env(), timeout=60, cwd="/")
-        if proc.returncode != 0:
-            raise ServerError(f"{what} failed (exit {proc.returncode}): "
-                              f"{proc.stderr.strip() or proc.stdout.strip()}")
-        return proc.stdout
-
-
-def _client_env() -> dict[str, str]:
-    # LDAPNOINIT: ignore ldap.conf and ~/.ldaprc, whose URI/BASE/TLS settings would otherwise
-    # redirect the tools; LDAP* variables of the caller likewise.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LDAP")}
-    env["LDAPNOINIT"] = "1"
-    return env
-
 
 # cn=config of every test server. ACLs: nobody reads passwords (binds still work); the sync
 # and limited accounts read everything else, users read their own entry, anonymous nothing.

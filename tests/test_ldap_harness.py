@@ -11,6 +11,7 @@ import pytest
 
 from ldap_fixtures import *  # noqa: F403 - until conftest lists ldap_fixtures in pytest_plugins
 from ldap_fixtures import PEOPLE, LdapTree
+from ldap_server import parse_ldif
 from servers import MissingServer, ServerError
 from slapd import (
     CONFIG_DN,
@@ -23,7 +24,6 @@ from slapd import (
     SYNC_PASSWORD,
     SlapdServer,
     find_openldap,
-    parse_ldif,
 )
 
 
