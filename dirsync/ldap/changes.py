@@ -721,18 +721,16 @@ class _Reader:
                                    f"(it starts at {', '.join(min_csns) or 'nothing'}: purged, "
                                    "or enabled later)")
                 return None
-            # reqOld: OpenLDAP 2.4 has no reqEntryUUID; there the entryUUID is found among the
-            # old values when the log is configured with `logoldattr entryUUID`.
-            attributes = ["reqType", "reqDN", "reqEntryUUID", "reqOld", "entryCSN"]
-            records: list[LogRecord] = []
-            for dn, values in self.search(log_base, all_of(_LOG_FILTER,
-                                          at_least("entryCSN", mark)), attributes,
-                                          "accesslog records", PHASE_CHANGES):
-                record = parse_log_record(values, dn, "entryuuid")
-                if isinstance(record, str):
-                    self.d.why_scan = record
-                    return None
-                records.append(record)
+            records = self.log_records(log_base, mark, with_old=False)
+            if records is None:
+                # OpenLDAP 2.4 logs no reqEntryUUID; there the entryUUID is among the old
+                # values (reqOld) when the log is configured with `logoldattr entryUUID`.
+                # Asked for only then: reqOld holds every old value of a modified attribute,
+                # the whole member list of a large group for one member added.
+                records = self.log_records(log_base, mark, with_old=True)
+            if isinstance(records, str):
+                self.d.why_scan = records
+                return None
         except (IncompleteRead, BaseDnMissing, DirectoryOperationFailed) as exc:
             # The log is an optimisation: when it cannot be read completely, the scan is still
             # correct. A lost connection is not this kind of error and goes up.
@@ -747,6 +745,26 @@ class _Reader:
             self.d.why_scan = verdict.why_not
             return None
         return verdict
+
+    def log_records(self, log_base: str, mark: str,
+                    with_old: bool) -> list[LogRecord] | str | None:
+        """The log's successful writes from `mark` on; without `with_old`, None when a record
+        names its entry only in reqOld; a sentence when the log cannot be used."""
+        attributes = ["reqType", "reqDN", "reqEntryUUID", "entryCSN"]
+        if with_old:
+            attributes.append("reqOld")
+        records: list[LogRecord] = []
+        for dn, values in self.search(log_base, all_of(_LOG_FILTER, at_least("entryCSN", mark)),
+                                      attributes, "accesslog records", PHASE_CHANGES):
+            if not with_old and not values.get("reqentryuuid"):
+                kind = values.get("reqtype") or (b"",)
+                if bytes(kind[0]).strip().lower() != b"add":
+                    return None
+            record = parse_log_record(values, dn, "entryuuid")
+            if isinstance(record, str):
+                return record
+            records.append(record)
+        return records
 
     def find_log(self, suffix_key: str) -> tuple[str, list[str]] | str:
         """The accesslog database's suffix and minCSN values, or why there is none to use."""

@@ -421,9 +421,12 @@ def plan_round(directory: str, token: Token, current: Mapping[str, tuple[str, Ma
         lower[key] = min(lows, key=parse_csn) if lows else None
         if changed:
             changed_any = True
+            # This round reads from `lower` (at or before the old pending mark) at a moment the
+            # server's clock has passed its newest CSN; everything older than that CSN minus
+            # the settle window is therefore read after it settled. Only the newer part stays
+            # pending: keeping the old mark instead would re-read every change since the last
+            # quiet spell on every round (bench/INCREMENTAL.md).
             pending = _settle_from(seen, settle_seconds)
-            if old.pending and not settled and pending:
-                pending = min(old.pending, pending, key=parse_csn)
         else:
             pending = old.pending if (old.pending and not settled) else None
         suffixes.append(SuffixMarks(suffix, dict(seen), pending))
