@@ -612,9 +612,11 @@ class StepRun:
 
 
 class Lab:
-    """A private slapd loaded with the generated LDIF."""
+    """A private slapd loaded with the generated LDIF. `server_options` go to SlapdServer
+    (ldap_incremental.py asks for syncprov and accesslog); subclasses may add configuration
+    (`configure`, slapd running) and change how the LDIF is loaded (`load`, slapd stopped)."""
 
-    def __init__(self, ldif: Path, page_size: int) -> None:
+    def __init__(self, ldif: Path, page_size: int, **server_options: Any) -> None:
         from slapd import SUFFIX, SYNC_DN, SYNC_PASSWORD, SlapdServer
 
         if SUFFIX != gen.SUFFIX:
@@ -622,7 +624,7 @@ class Lab:
         self.ldif = ldif
         self.page_size = page_size
         self.sync_dn, self.sync_password = SYNC_DN, SYNC_PASSWORD
-        self.server = SlapdServer(tls=False, startup_timeout=60)
+        self.server = SlapdServer(tls=False, startup_timeout=60, **server_options)
         self.password_file = Path()  # in slapd's own temp dir: concurrent runs must not share it
         self.load_seconds = 0.0
 
@@ -637,18 +639,11 @@ class Lab:
                                  "olcToolThreads: 2\n")
             server.modify_config("dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\n"
                                  "replace: olcDbMaxSize\nolcDbMaxSize: 8589934592\n")
+            self.configure()
             server.stop()
-            # tests/slapd.py's load_ldif(offline=True) reads the file into memory and has a
-            # 60 s timeout; slapadd -l reads the file itself.
             t0 = time.perf_counter()
-            proc = subprocess.run(
-                [server.tools["slapadd"], "-F", str(server.base_dir / "slapd.d"), "-b",
-                 gen.SUFFIX, "-q", "-l", str(self.ldif)],
-                capture_output=True, text=True, env=ldap_client_env(), cwd="/", timeout=1800)
+            self.load()
             self.load_seconds = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise SystemExit(f"slapadd failed (exit {proc.returncode}): "
-                                 f"{proc.stderr.strip()[-2000:]}")
             server.start()
         except BaseException:
             server.close()
@@ -660,6 +655,21 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.server.close()  # removes its temp dir, the password file with it
+
+    def configure(self) -> None:
+        """More cn=config changes while slapd runs, before the load (none here)."""
+
+    def load(self) -> None:
+        """Load the LDIF with slapd stopped. tests/slapd.py's load_ldif(offline=True) reads
+        the file into memory and has a 60 s timeout; slapadd -l reads the file itself."""
+        server = self.server
+        proc = subprocess.run(
+            [server.tools["slapadd"], "-F", str(server.base_dir / "slapd.d"), "-b",
+             gen.SUFFIX, "-q", "-l", str(self.ldif)],
+            capture_output=True, text=True, env=ldap_client_env(), cwd="/", timeout=1800)
+        if proc.returncode != 0:
+            raise SystemExit(f"slapadd failed (exit {proc.returncode}): "
+                             f"{proc.stderr.strip()[-2000:]}")
 
     @property
     def slapd_pid(self) -> int:
@@ -749,10 +759,12 @@ def run_ldapsearch(lab: Lab, label: str, argv: list[str], round_no: int,
 
 
 def run_child(lab: Lab, name: str, round_no: int, job: dict[str, Any],
-              profile: str = "") -> StepRun:
+              profile: str = "", script: Path | None = None) -> StepRun:
+    """Run `script` (this file by default) with --child JOB; the job's table and password
+    default to the lab's."""
     run = StepRun(name, round_no)
-    job = dict(job, table=lab.table(), password=lab.sync_password)
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)]
+    job = {"table": lab.table(), "password": lab.sync_password, **job}
+    argv = [sys.executable, str(script or Path(__file__).resolve()), "--child", json.dumps(job)]
     folded = None
     if profile == "py-spy":
         py_spy = Path(sys.executable).with_name("py-spy")
