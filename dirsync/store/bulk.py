@@ -9,13 +9,47 @@ generator of rows is never held in memory whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func, select
 
 CHUNK = 20_000
+
+# A load this large into a table that holds fewer rows (a first sync) is faster without the
+# table's plain indexes, rebuilt after in one sorted pass each: rows arriving in key order
+# scatter their inserts over every other index (on SQLite, measured on a busy machine:
+# 1,000,000 memberships about twice as fast, 100,000 users about a fifth faster).
+REBUILD_INDEXES_FROM = 50_000
+
+
+@contextlib.contextmanager
+def indexes_rebuilt(conn: Connection, table: Table, adding: int) -> Iterator[None]:
+    """For the block, which inserts `adding` rows into `table`: drop the table's plain
+    (non-unique) indexes and create them again after, when the load is large against what
+    the table holds. SQLite only: on PostgreSQL a dropped index locks the table against
+    every reader until commit. Inside the caller's transaction, so a failure brings them
+    back."""
+    indexes = sorted((i for i in table.indexes if not i.unique), key=lambda i: str(i.name))
+    rebuild = (conn.dialect.name == "sqlite" and indexes and adding >= REBUILD_INDEXES_FROM
+               and adding >= int(conn.execute(select(func.count()).select_from(table)).scalar()
+                                 or 0))
+    if not rebuild:
+        yield
+        return
+    for index in indexes:
+        index.drop(conn)
+    yield
+    for index in indexes:
+        index.create(conn)
+
+
+def bound(conn: Connection, column: Any, value: Any) -> Any:
+    """`value` as the driver takes it for `column` (a date, a boolean), for SQL written here."""
+    process = column.type._cached_bind_processor(conn.dialect)
+    return value if process is None or value is None else process(value)
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str],

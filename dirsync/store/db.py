@@ -20,14 +20,21 @@ import datetime as dt
 import secrets
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, update
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select, update
+from sqlalchemy.schema import CreateTable
 
 __all__ = ["Connection", "Store", "StoreError", "as_utc", "utcnow"]
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from dirsync.errors import ConfigError, DirsyncError
-from dirsync.store.tables import SCHEMA_VERSION, metadata, schema_info
+from dirsync.store.tables import (
+    SCHEMA_VERSION,
+    group_memberships,
+    metadata,
+    schema_info,
+    user_memberships,
+)
 
 
 class StoreError(DirsyncError):
@@ -149,6 +156,10 @@ class Store:
             if found == 1:
                 # Version 1 had a placeholder journal that nothing wrote; version 2 redesigned it.
                 conn.exec_driver_sql("DROP TABLE journal")
+            if found is not None and found < 3 and self.is_sqlite:
+                # Version 3 keeps memberships in WITHOUT ROWID tables (tables.py).
+                for table in (user_memberships, group_memberships):
+                    _rebuild(conn, table)
             metadata.create_all(conn)
             if found is None:
                 conn.execute(schema_info.insert().values(name="version", value=str(SCHEMA_VERSION)))
@@ -191,3 +202,23 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _rebuild(conn: Connection, table: Table) -> None:
+    """Re-create `table` as tables.py now defines it, keeping its rows: the old one is
+    renamed aside (its indexes dropped first, their names being taken again), the rows are
+    copied in key order, and the indexes are built after the copy, in one sorted pass each."""
+    if not inspect(conn).has_table(table.name):
+        return
+    old = f"{table.name}_old"
+    for index in table.indexes:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+    conn.exec_driver_sql(f"ALTER TABLE {table.name} RENAME TO {old}")
+    conn.execute(CreateTable(table))
+    columns = ", ".join(c.name for c in table.columns)
+    key = ", ".join(c.name for c in table.primary_key.columns)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) "
+                         f"SELECT {columns} FROM {old} ORDER BY {key}")
+    conn.exec_driver_sql(f"DROP TABLE {old}")
+    for index in table.indexes:
+        index.create(conn)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dirsync.events import GROUP_MEMBERSHIP, USER, USER_MEMBERSHIP, JournalRow, Pair
-from dirsync.store.bulk import insert_rows
+from dirsync.store.bulk import CHUNK, bound, insert_rows
 from dirsync.store.db import as_utc, utcnow
 from dirsync.store.tables import group_memberships, groups, journal, schema_info, user_memberships, users
 
@@ -32,43 +32,96 @@ class Batch:
     A change too big for any client to catch up with through the feed (more rows than the
     feed will ever serve: events.max_journal_rows) is journalled as one `reset` row that
     expires every older token, like a trim, instead of a million rows nobody can use. A first
-    load of a large directory is the usual case."""
+    load of a large directory is the usual case. Given that `limit`, a batch stops keeping
+    rows once it has more than that (it only counts them): they could only be thrown away."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self.entities: list[tuple[str, str, int, str | None, Iterable[str]]] = []
-        self.pairs: list[tuple[str, str, int, int]] = []
+        # (kind, operation, [(member id, parent id)]), in the order given
+        self.pairs: list[tuple[str, str, list[tuple[int, int]]]] = []
+        self.limit = limit
+        self._pair_rows = 0
+        self._counted = 0  # rows not kept, the batch being over its limit
 
     def __len__(self) -> int:
-        return len(self.entities) + len(self.pairs)
+        return len(self.entities) + self._pair_rows + self._counted
+
+    def keeps(self, more: int) -> bool:
+        """Whether `more` rows added now would be kept (rather than only counted)."""
+        return self.limit is None or len(self) + more <= self.limit
+
+    def count(self, rows: int) -> None:
+        """`rows` rows of this change, counted but not kept: for a caller that asked `keeps`
+        and need not build rows that would be thrown away."""
+        self._counted += rows
+        self._settle()
 
     def entity(self, kind: str, operation: str,
                items: Iterable[tuple[int, str | None, Iterable[str]]]) -> None:
         """items: (entity id, name before the change or None, attribute names removed)."""
+        if self._counted:
+            self._counted += sum(1 for _ in items)
+            return
         self.entities.extend((kind, operation, i, old, removed) for i, old, removed in items)
+        self._settle()
 
     def pair(self, kind: str, operation: str, pairs: Iterable[tuple[int, int]]) -> None:
         """pairs: (member id, parent group id); kind USER_MEMBERSHIP or GROUP_MEMBERSHIP."""
-        self.pairs.extend((kind, operation, child, parent) for child, parent in pairs)
+        if self._counted:
+            self._counted += sum(1 for _ in pairs)
+            return
+        items = list(pairs)
+        if items:
+            self.pairs.append((kind, operation, items))
+            self._pair_rows += len(items)
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.limit is not None and len(self) > self.limit:
+            self._counted = len(self)
+            self.entities, self.pairs, self._pair_rows = [], [], 0
 
     def write(self, conn: Connection, limit: int, uncounted: int = 0) -> None:
         """`uncounted`: rows of this change the caller did not add because they would
         overflow the limit anyway."""
         now = utcnow()
+        if self._counted and len(self) + uncounted <= limit:
+            raise RuntimeError("journal batch written with a higher limit than it was given; "
+                               "rows it did not keep would be lost")
         if len(self) + uncounted > limit:
             seq = conn.execute(insert(journal).values(
                 created_at=now, kind=RESET, operation=RESET, subject_id=len(self) + uncounted,
             )).inserted_primary_key[0]
             _set_trimmed(conn, int(seq))
             return
-        rows = [
+        insert_rows(conn, journal, COLUMNS, [
             (now, kind, op, entity_id, None, old_name,
              json.dumps(sorted(removed)) if removed else None)
             for kind, op, entity_id, old_name, removed in self.entities
-        ] + [
-            (now, kind, op, child, parent, None, None)
-            for kind, op, child, parent in self.pairs
-        ]
-        insert_rows(conn, journal, COLUMNS, rows)
+        ])
+        for kind, op, pairs in self.pairs:
+            _insert_pairs(conn, now, kind, op, pairs)
+
+
+def _insert_pairs(conn: Connection, now: dt.datetime, kind: str, operation: str,
+                  pairs: list[tuple[int, int]]) -> None:
+    """Membership rows, unpacked by the database (SQLite's json_each, PostgreSQL's unnest):
+    in an executemany each row is a statement of its own, which on SQLite also updates
+    AUTOINCREMENT's counter each time (110,000 rows: 0.8 s of CPU against 0.3 s)."""
+    preparer = conn.dialect.identifier_preparer
+    into = (f"INSERT INTO {preparer.format_table(journal)} "
+            "(created_at, kind, operation, subject_id, parent_id) ")
+    created_at = bound(conn, journal.c.created_at, now)
+    for i in range(0, len(pairs), CHUNK):
+        chunk = pairs[i : i + CHUNK]
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                into + "SELECT %s, %s, %s, m, p FROM unnest(%s::bigint[], %s::bigint[]) AS t(m, p)",
+                (created_at, kind, operation, [m for m, _ in chunk], [p for _, p in chunk]))
+        else:
+            conn.exec_driver_sql(
+                into + "SELECT ?, ?, ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(?)", (created_at, kind, operation, json.dumps(chunk)))
 
 
 def record_entities(conn: Connection, kind: str, operation: str,

@@ -39,12 +39,13 @@ def apply_incremental(conn: Connection, directory_id: int, read: IncrementalRead
     stored = {"user": scoped.stored_external_ids(conn, "user", directory_id),
               "group": scoped.stored_external_ids(conn, "group", directory_id)}
     present = {"user": read.present_user_ids, "group": read.present_group_ids}
-    try:
-        done = write_entities(conn, directory_id, snapshot,
-                              lambda _c, kind: _gone(stored[kind.name], read, present[kind.name]),
-                              guard)
-    finally:
-        stage.drop(conn)
+    with stage.sync_cache(conn):
+        try:
+            done = write_entities(
+                conn, directory_id, snapshot,
+                lambda _c, kind: _gone(stored[kind.name], read, present[kind.name]), guard)
+        finally:
+            stage.drop(conn)
     batch = done.batch
     added, removed = _memberships(conn, directory_id, read, snapshot)
     for kind, journal_kind in (("user", ev.USER_MEMBERSHIP), ("group", ev.GROUP_MEMBERSHIP)):

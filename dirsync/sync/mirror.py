@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 from dirsync import events as ev
 from dirsync.errors import DirsyncError
 from dirsync.ldap.config import DirectoryConfig
-from dirsync.ldap.changes import SETTLE_SECONDS, initial_token, read_changes, unsupported_reason
+from dirsync.ldap.changes import initial_token, read_changes, unsupported_reason
 from dirsync.ldap.errors import FullSyncRequired, LdapError
 from dirsync.ldap.read import read_directory
 from dirsync.model import Snapshot
 from dirsync.names import name_key
 from dirsync.settings import MAX_JOURNAL_ROWS
-from dirsync.store import journal, runs, writes
+from dirsync.store import journal, runs, stage, writes
 from dirsync.store.db import Connection, Store, utcnow
 from dirsync.store.locks import directory_lock
 from dirsync.sync.apply import ApplyCounts
@@ -91,6 +91,9 @@ def _settle_names(conn: Connection, directory_id: int, config: DirectoryConfig,
         (ev.USER, snapshot.users, dropped_users),
         (ev.GROUP, snapshot.groups, dropped_groups),
     ):
+        if not stage.others_hold(conn, stage.USERS if kind == ev.USER else stage.GROUPS,
+                                 directory_id):
+            continue  # the usual single directory: 0.4 s of lookups for 100,000 users saved
         holders = writes.name_holders(conn, kind, directory_id, [name_key(e.name) for e in entities])
         evict: list[tuple[int, str]] = []
         for key, (entity_id, name, directory) in sorted(holders.items()):
@@ -137,13 +140,14 @@ def sync_directory(store: Store, config: DirectoryConfig, order: Sequence[str] =
                    full: bool = False, allow_mass_delete: bool = False,
                    progress: Progress | None = None,
                    journal_limit: int = MAX_JOURNAL_ROWS,
-                   settle_seconds: float = SETTLE_SECONDS) -> SyncResult:
+                   settle_seconds: float | None = None) -> SyncResult:
     """One sync of `config`'s directory: incremental when the directory allows it and a token
     from the last sync is at hand, full otherwise, every `full_sync_every` rounds, when
     `full` is asked for, and whenever an incremental read cannot guarantee the full result.
     `order` is every configured directory's name, in configuration order; `journal_limit` is
-    events.max_journal_rows; `settle_seconds` how far back each incremental read looks again
-    for changes still settling (dirsync.ldap.changes). Never raises for a directory problem:
+    events.max_journal_rows; `settle_seconds` overrides the directory's own setting (how far
+    back each incremental read looks again for changes still settling, dirsync.ldap.changes).
+    Never raises for a directory problem:
     the result says."""
     with directory_lock(store, config.name) as held:
         if not held:
@@ -180,7 +184,7 @@ def _why_full(config: DirectoryConfig, asked: bool, token: str | None, rounds: i
 class _Job:
     def __init__(self, store: Store, config: DirectoryConfig, order: list[str],
                  allow_mass_delete: bool, progress: Progress | None, journal_limit: int,
-                 settle_seconds: float) -> None:
+                 settle_seconds: float | None) -> None:
         self.store, self.config, self.order = store, config, order
         self.allow_mass_delete, self.progress = allow_mass_delete, progress
         self.journal_limit = journal_limit
@@ -247,7 +251,9 @@ class _Job:
             self.progress("applying", len(read.snapshot.users) + len(read.snapshot.groups))
         return self._apply(
             "full", started, notes, read.snapshot,
-            lambda conn, d, snap: apply_setwise(conn, d, snap, self.guard, self.journal_limit),
+            # The read is used up here: the apply frees its parts as it goes (memory).
+            lambda conn, d, snap: apply_setwise(conn, d, snap, self.guard, self.journal_limit,
+                                                release=True),
             token, 0)
 
     def incremental(self, token: str, rounds: int) -> SyncResult | None:
