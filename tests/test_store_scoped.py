@@ -33,3 +33,12 @@ def test_many_keys_and_few_keys_find_the_same_rows(store: Any) -> None:
         by_id = scoped.ids_by_external(conn, "user", corp, [u.external_id for u in users[:3]])
     assert set(by_id) == {"corp-0", "corp-1", "corp-2"}
     assert {many[dn_key(u.dn or "")] for u in users[:3]} == set(by_id.values())
+
+
+def test_stored_ids_all_or_only_some(store: Any) -> None:
+    corp, users = directory(store, "corp", 30)
+    with store.read() as conn:
+        every = scoped.stored_external_ids(conn, "user", corp)
+        some = scoped.stored_external_ids(conn, "user", corp, ["corp-3", "corp-7", "gone"])
+    assert len(every) == 30 and every["corp-3"][1] == "corp-u3"
+    assert some == {"corp-3": every["corp-3"], "corp-7": every["corp-7"]}

@@ -57,11 +57,20 @@ def user_ids_by_name_key(conn: Connection, directory_id: int, keys: Iterable[str
     return _lookup(conn, users, "name_key", directory_id, keys)
 
 
-def stored_external_ids(conn: Connection, kind: str, directory_id: int) -> dict[str, tuple[int, str]]:
-    """external id -> (id, name) of every user or group of the directory."""
+def stored_external_ids(conn: Connection, kind: str, directory_id: int,
+                        only: Iterable[str] | None = None) -> dict[str, tuple[int, str]]:
+    """external id -> (id, name) of every user or group of the directory, or of those whose
+    external id is in `only`."""
     table = _entities(kind)
-    return {r.external_id: (r.id, r.name) for r in conn.execute(
-        select(table.c.external_id, table.c.id, table.c.name).where(table.c.directory_id == directory_id))}
+    query = select(table.c.external_id, table.c.id, table.c.name).where(
+        table.c.directory_id == directory_id)
+    if only is None:
+        return {r.external_id: (r.id, r.name) for r in conn.execute(query)}
+    out: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(sorted(set(only))):
+        out.update((r.external_id, (r.id, r.name))
+                   for r in conn.execute(query.where(table.c.external_id.in_(chunk))))
+    return out
 
 
 def _table(kind: str) -> tuple[Table, str, str]:

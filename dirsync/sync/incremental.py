@@ -36,9 +36,12 @@ def apply_incremental(conn: Connection, directory_id: int, read: IncrementalRead
                       journal_limit: int) -> ApplyCounts:
     """`snapshot` holds the read's changed users and groups after name settlement (entities
     whose names another directory owns are left out)."""
-    stored = {"user": scoped.stored_external_ids(conn, "user", directory_id),
-              "group": scoped.stored_external_ids(conn, "group", directory_id)}
     present = {"user": read.present_user_ids, "group": read.present_group_ids}
+    # Every stored id is needed only to compare with a scan's present set; the accesslog
+    # names what is gone.
+    stored = {kind: scoped.stored_external_ids(
+        conn, kind, directory_id, None if present[kind] is not None else read.deleted_ids)
+        for kind in ("user", "group")}
     with stage.sync_cache(conn):
         try:
             done = write_entities(
