@@ -260,6 +260,12 @@ TIMED = (
         "create", "stage_users_rows", "stage_groups_rows", "mark", "removed", "deactivated",
         "stored_count", "counts", "changes_for_journal", "write", "stage_pairs",
         "pair_changes", "count_of", "write_pairs", "drop")),
+    *(("dirsync.store.stage", name, f"stage.{name}") for name in (
+        "candidates", "insert_new", "ids_of", "delete_ids")),  # 4dfb0a0 on
+    *(("dirsync.store.pairs", name, f"pairs.{name}") for name in (
+        "ids_by_name_key", "stored_members", "write", "_insert")),
+    *(("dirsync.sync.setwise", name, f"setwise.{name}") for name in (
+        "_by_parent", "pair_changes", "write_entities")),
     ("dirsync.store.stage", "insert_rows", "insert_rows (from stage)"),
     ("dirsync.store.journal", "record_entities", "journal.record_entities"),
     ("dirsync.store.journal", "record_pairs", "journal.record_pairs"),
