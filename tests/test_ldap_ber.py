@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dirsync.ldap.ber import BerError, search_entry, split_messages, values_return_filter
+from dirsync.ldap.ber import BerError, search_entry, split_messages
 
 
 def tlv(tag: int, content: bytes, *, long_form: int = 0) -> bytes:
@@ -126,15 +126,3 @@ def test_any_entry_survives_any_chunking(message_id: int, dn: str,
     assert got == [message] * 3 + [done_message(5)] and not pending
     expected = {name.decode().lower(): list(v) for name, v in attrs}
     assert search_entry(message, {}) == (message_id, dn, expected)
-
-
-def test_values_return_filter_encoding() -> None:
-    # RFC 3876: SEQUENCE OF SimpleFilterItem; equalityMatch [3] {type, value}, present [7] type.
-    encoded = values_return_filter("member", ["uid=a", "uid=b"], whole=["entryUUID"])
-    assert encoded == tlv(0x30,
-                          tlv(0xA3, tlv(0x04, b"member") + tlv(0x04, b"uid=a"))
-                          + tlv(0xA3, tlv(0x04, b"member") + tlv(0x04, b"uid=b"))
-                          + tlv(0x87, b"entryUUID"))
-    many = values_return_filter("member", [f"uid=user{i},ou=people,dc=example,dc=com"
-                                           for i in range(100)])
-    assert many[:2] == b"\x30\x82" and int.from_bytes(many[2:4], "big") == len(many) - 4

@@ -1,5 +1,5 @@
 """Just enough BER to cut LDAP messages out of a byte stream and to read search result
-entries, fast; and the one control value dirsync sends that ldap3 cannot build. Pure.
+entries, fast. Pure: bytes in, Python values out.
 
 Why this exists: ldap3 decodes every message with a general BER decoder written in Python,
 then makes a text copy of every value through its formatters. For a full read that is most
@@ -15,15 +15,11 @@ Only definite lengths exist in LDAP (RFC 4511 section 5.1), so a length is one b
 
 from __future__ import annotations
 
-from typing import Sequence
-
 SEQUENCE = 0x30
 SET = 0x31
 OCTET_STRING = 0x04
 INTEGER = 0x02
 SEARCH_RESULT_ENTRY = 0x64  # [APPLICATION 4], constructed
-EQUALITY_MATCH = 0xA3  # [3] AttributeValueAssertion, constructed
-PRESENT = 0x87  # [7] AttributeDescription, primitive
 
 # (message id, DN, {lower-cased attribute description: [value bytes, ...]})
 Entry = tuple[int, str, dict[str, list[bytes]]]
@@ -121,27 +117,6 @@ def search_entry(message: bytes, names: dict[bytes, str]) -> Entry | None:
     if at != list_end:
         raise BerError("the attributes of a search result entry overrun their list")
     return message_id, dn, attributes
-
-
-def values_return_filter(attribute: str, values: Sequence[str],
-                         whole: Sequence[str] = ()) -> bytes:
-    """The value of a ValuesReturnFilter control (RFC 3876) asking that `attribute` come back
-    with only the values equal to one of `values`, and the `whole` attributes with all of
-    theirs: `(|(member=A)(member=B)(entryUUID=*))` as a SEQUENCE OF equalityMatch and present
-    items. An attribute the filter does not mention comes back with no values at all."""
-    name = attribute.encode("utf-8")
-    return _tlv(SEQUENCE, b"".join(
-        [_tlv(EQUALITY_MATCH, _tlv(OCTET_STRING, name) + _tlv(OCTET_STRING, v.encode("utf-8")))
-         for v in values]
-        + [_tlv(PRESENT, other.encode("utf-8")) for other in whole]))
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        return bytes((tag, size)) + content
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(length))) + length + content
 
 
 def _span(data: bytes, tag_at: int) -> tuple[int, int]:

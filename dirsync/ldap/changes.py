@@ -80,11 +80,9 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator, Mapping, Sequence
 
 from dirsync.dn import dn_key
-from dirsync.ldap.ber import values_return_filter
 from dirsync.ldap.config import DEFAULT_SETTLE_SECONDS, DirectoryConfig
 from dirsync.ldap.connection import Connection, bound, connected_url
 from dirsync.ldap.delta import (
-    OR_CHUNK,
     LogRecord,
     LogVerdict,
     MemberRefs,
@@ -105,7 +103,7 @@ from dirsync.ldap.errors import (
     IncompleteRead,
 )
 from dirsync.ldap.filters import all_of, any_of, at_least, entry_filter, equality, matches_with
-from dirsync.ldap.members import Skipped, fast_dn_key, member_dn_key
+from dirsync.ldap.members import Skipped, fast_dn_key
 from dirsync.ldap.paging import NO_ATTRIBUTES, RawEntry, read_entry, search_pages
 from dirsync.ldap.presets import MEMBER_OF, MEMBER_UID
 from dirsync.ldap.read import empty_user_search
@@ -157,8 +155,6 @@ PHASE_DELETIONS = "deletions"
 
 _NONLEAF = "(hasSubordinates=TRUE)"
 _LOG_FILTER = "(&(objectClass=auditWriteObject)(reqResult=0))"
-# RFC 3876: return only the attribute values that match a filter (OpenLDAP has it).
-VALUES_RETURN_FILTER = "1.2.826.0.1.3344810.2.3"
 _AUDIT_CONTAINER = "auditcontainer"
 
 
@@ -527,7 +523,6 @@ class _Reader:
         self.group_base = dn_key(config.group_base_dn)
         self.members: dict[str, MemberRefs] = {}
         self.listed_by: dict[str, frozenset[str]] = {}
-        self._values_return: bool | None = None  # read from the root DSE when first needed
         method = diagnostics.method
         # entryCSN is kept per changed entry for the accesslog check (OpenLDAP only).
         self.marks = ["entryCSN"] if method == METHOD_CONTEXTCSN else []
@@ -541,11 +536,10 @@ class _Reader:
 
     # -- plumbing --------------------------------------------------------------------------
     def search(self, base: str, search_filter: str, attributes: Sequence[str], what: str,
-               phase: str, controls: Sequence[tuple[str, bool, bytes]] = ()
-               ) -> Iterator[RawEntry]:
+               phase: str) -> Iterator[RawEntry]:
         self.d.searches += 1
         for page in search_pages(self.conn, self.config, base, search_filter, attributes,
-                                 what=what, controls=controls):
+                                 what=what):
             self.d.entries_read += len(page)
             yield from page
             self.report(phase, self.d.entries_read)
@@ -673,25 +667,15 @@ class _Reader:
     # -- groups listing changed entries ----------------------------------------------------
     def find_parents(self, users: _Found, groups: _Found) -> None:
         """For each changed entry, the unchanged groups in scope whose member attribute names
-        it. Where the server takes RFC 3876's ValuesReturnFilter (OpenLDAP), one search per
-        hundred entries returns each matching group with only the member values that matched;
-        elsewhere one search per entry returns ids only. Either way an "everyone" group's
-        member list is never read for this (reading it for each change would cost more than
-        the change)."""
+        it. One search per entry, returning ids only: which value matched is what we need,
+        and an OR of several entries could not tell."""
         if self.config.membership == MEMBER_UID:
             lookups = [(i, matches_with("memberUid", "caseIgnoreIA5Match", u.name))
                        for i, u in users.entities.items()]
-            self.parents_one_by_one(lookups)
-            return
-        attribute = self.config.membership
-        entries = [(i, e.dn) for i, e in (*users.entities.items(), *groups.entities.items())
-                   if e.dn]
-        if entries and self.takes_values_return_filter():
-            self.parents_by_matched_values(attribute, entries)
         else:
-            self.parents_one_by_one([(i, equality(attribute, dn)) for i, dn in entries])
-
-    def parents_one_by_one(self, lookups: Sequence[tuple[str, str]]) -> None:
+            attribute = self.config.membership
+            lookups = [(i, equality(attribute, e.dn))
+                       for i, e in (*users.entities.items(), *groups.entities.items()) if e.dn]
         attributes = [self.config.attributes.unique_id]
         for entity_id, condition in lookups:
             self.d.parent_lookups += 1
@@ -699,61 +683,15 @@ class _Reader:
             for _, values in self.search(self.config.group_base_dn,
                                          all_of(self.group_filter, condition), attributes,
                                          "groups listing a changed entry", PHASE_CHANGES):
-                parent = self.unchanged_group(values)
-                if parent is not None:
+                try:
+                    parent = self.mapper.external_id(values)
+                except Skip:
+                    continue  # no id: not in the mirror either
+                if parent not in self.members:
                     parents.add(parent)
             if parents:
                 self.listed_by[entity_id] = frozenset(parents)
                 self.d.listings += len(parents)
-
-    def parents_by_matched_values(self, attribute: str, entries: Sequence[tuple[str, str]]
-                                  ) -> None:
-        membership = self.config.membership
-        by_key: dict[str | None, list[str]] = {}
-        for entity_id, dn in entries:
-            by_key.setdefault(member_dn_key(dn, membership), []).append(entity_id)
-        wanted = attribute.lower()
-        found: dict[str, set[str]] = {}
-        for start in range(0, len(entries), OR_CHUNK):
-            dns = [dn for _, dn in entries[start:start + OR_CHUNK]]
-            self.d.parent_lookups += 1
-            control = (VALUES_RETURN_FILTER, True, values_return_filter(
-                attribute, dns, whole=[self.config.attributes.unique_id]))
-            for _, values in self.search(
-                    self.config.group_base_dn,
-                    all_of(self.group_filter, any_of(*(equality(attribute, dn) for dn in dns))),
-                    [self.config.attributes.unique_id, attribute],
-                    "groups listing changed entries", PHASE_CHANGES, controls=[control]):
-                parent = self.unchanged_group(values)
-                if parent is None:
-                    continue
-                # The values that matched, as the group stores them: mapped back to the
-                # entries by the same DN keys the full read resolves members with.
-                for raw in values.get(wanted, ()):
-                    key = member_dn_key(bytes(raw).decode("utf-8", "replace"), membership)
-                    for entity_id in by_key.get(key, ()):
-                        found.setdefault(entity_id, set()).add(parent)
-        for entity_id, parents in found.items():
-            self.listed_by[entity_id] = frozenset(parents)
-            self.d.listings += len(parents)
-
-    def unchanged_group(self, values: Mapping[str, Sequence[bytes]]) -> str | None:
-        """The external id of a group found by a parent lookup, or None when it has no id
-        (then it is not in the mirror either) or is itself among the changed groups."""
-        try:
-            parent = self.mapper.external_id(values)
-        except Skip:
-            return None
-        return None if parent in self.members else parent
-
-    def takes_values_return_filter(self) -> bool:
-        if self._values_return is None:
-            root = read_entry(self.conn, self.config, "", ["supportedControl"],
-                              what="the root DSE")
-            controls = {bytes(v).decode("ascii", "replace").strip()
-                        for v in (root[1].get("supportedcontrol", ()) if root else ())}
-            self._values_return = VALUES_RETURN_FILTER in controls
-        return self._values_return
 
     # -- the accesslog ---------------------------------------------------------------------
     def read_log(self, current: Mapping[str, tuple[str, Mapping[str, str]]],

@@ -50,22 +50,19 @@ def search_pages(
     *,
     what: str,
     counter: PageCounter | None = None,
-    controls: Sequence[tuple[str, bool, bytes]] = (),
 ) -> Iterator[list[RawEntry]]:
     """Yield the entries of a subtree search, one page at a time.
 
-    `what` names the search in messages ("users", "groups"); `controls` go with every page
-    request besides the paging control, as (OID, criticality, BER value). When the server
-    does not hand over everything, the generator raises an LdapError instead of ending: the
-    pages already yielded count only once it has finished without raising.
+    `what` names the search in messages ("users", "groups"). When the server does not hand
+    over everything, the generator raises an LdapError instead of ending: the pages already
+    yielded count only once it has finished without raising.
     """
     doing = f"searching {what} under '{base}'"
     cookie: bytes | None = None
     while True:
         result, response = _search(conn, config, doing, base, search_filter, SUBTREE,
                                    list(attributes), paged_size=config.page_size,
-                                   paged_cookie=cookie, paged_criticality=True,
-                                   controls=list(controls) or None)
+                                   paged_cookie=cookie, paged_criticality=True)
         entries = _entries(config, doing, response, counter)
         control = (result.get("controls") or {}).get(PAGED_RESULTS_OID)
         if control is None and cookie is None and not entries:
