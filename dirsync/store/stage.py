@@ -154,6 +154,23 @@ def sync_cache(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_DEFAULT_CACHE_KIB}")
 
 
+def plan_joins(conn: Connection, kind: Kind) -> None:
+    """Give SQLite's planner the sizes it needs to join the staged rows to the store's.
+    Without statistics it takes `directory_id = ?` for a handful of rows and walks all of a
+    directory's users to join a few hundred staged ones: 0.2-0.3 s per query in an
+    incremental round of a 100,000-user directory, where starting from the staging table
+    costs nothing. The staging table is analysed each time (it holds what was just staged);
+    the store's table when it has no statistics yet (about 0.05 s for 100,000 users)."""
+    if conn.dialect.name != "sqlite":
+        return  # PostgreSQL's autovacuum keeps statistics, and temp tables are estimated
+    known = conn.exec_driver_sql(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").scalar()
+    if not known or not conn.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_stat1 WHERE tbl = ?", (kind.table.name,)).scalar():
+        conn.exec_driver_sql(f"ANALYZE main.{kind.table.name}")
+    conn.exec_driver_sql(f"ANALYZE temp.{kind.stage.name}")
+
+
 def create(conn: Connection) -> None:
     for table in STAGES:
         table.drop(conn, checkfirst=True)

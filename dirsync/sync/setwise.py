@@ -63,6 +63,7 @@ def write_entities(conn: Connection, directory_id: int, snapshot: Snapshot, gone
         if staged[kind]:
             (stage.stage_users_rows if kind is stage.USERS else stage.stage_groups_rows)(
                 conn, items)
+            stage.plan_joins(conn, kind)
             stage.mark(conn, kind, directory_id)
     removed = {kind.name: gone(conn, kind) if stored[kind] else [] for kind in entities}
     deactivated = {kind: stage.deactivated(conn, kind, directory_id) if staged[kind] else 0
