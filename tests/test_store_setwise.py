@@ -286,11 +286,10 @@ def test_staged_dn_keys_agree_with_the_parser(text: str) -> None:
     assert stage._dn_key(text) == want
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL keeps its own
 def test_sqlite_joins_start_from_the_few_staged_rows(store) -> None:  # type: ignore[no-untyped-def]
     """With planner statistics, a join of a few staged users to a directory of thousands
     starts from the staging table (SQLite guessed the opposite without them)."""
-    if not store.is_sqlite:
-        pytest.skip("PostgreSQL keeps its own statistics")
     big = directory(users_=3000, groups_=4)
     apply(store, big)
     with store.write() as conn:
