@@ -31,24 +31,6 @@ from dirsync.names import name_key
 EXAMPLES = 10
 # uniqueMember is NameAndOptionalUID: a DN optionally followed by #'0101'B (RFC 4517 3.3.21).
 _UID_SUFFIX = re.compile(r"#'[01]*'B\Z")
-# A DN in the plain form most servers write most DNs in: ASCII attribute types and values of
-# letters, digits, inner spaces and . _ @ -, no escapes, no multi-valued RDNs, no padding
-# around separators. For exactly these, dn_key() is the lower-cased string (ASCII casefold
-# is lower(); NFC and escaping change nothing; there is nothing to sort), so the key can be
-# had without running the parser, which is most of the cost of resolving a million member
-# values. Anything else goes through dn_key(). test_ldap_logic checks the two agree.
-_PLAIN_VALUE = r"[A-Za-z0-9._@-](?:[A-Za-z0-9 ._@-]*[A-Za-z0-9._@-])?"
-_PLAIN_RDN = rf"[A-Za-z][A-Za-z0-9-]*={_PLAIN_VALUE}"
-_PLAIN_DN = re.compile(rf"{_PLAIN_RDN}(?:,{_PLAIN_RDN})*")
-
-
-def fast_dn_key(text: str) -> str:
-    """dn_key(text), computed without the parser when the DN is in plain form."""
-    if _PLAIN_DN.fullmatch(text):
-        return text.lower()
-    return dn_key(text)
-
-
 def member_dn_key(value: str, membership: str) -> str | None:
     """The dn_key a DN-valued membership value (member, uniqueMember, memberOf) names, or None
     when it is not a DN. uniqueMember's optional `#'0101'B` suffix is dropped. The full read
@@ -57,7 +39,7 @@ def member_dn_key(value: str, membership: str) -> str | None:
     if not text.strip():
         return None
     try:
-        return fast_dn_key(text)
+        return dn_key(text)
     except ValueError:
         return None
 
@@ -299,7 +281,7 @@ class SnapshotBuilder:
 
     def _entry_key(self, dn: str) -> str | None:
         try:
-            return fast_dn_key(dn)
+            return dn_key(dn)
         except ValueError as exc:
             self.skip(dn, f"its DN cannot be parsed: {exc}")
             return None

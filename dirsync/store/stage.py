@@ -10,7 +10,6 @@ caller's write transaction; the staging tables are temporary and dropped before 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -182,22 +181,8 @@ def drop(conn: Connection) -> None:
         table.drop(conn, checkfirst=True)
 
 
-# The shortcut dirsync.ldap.members.fast_dn_key takes (the store may not import dirsync.ldap):
-# for a DN in plain form (ASCII types and values of letters, digits, inner spaces and . _ @ -,
-# no escapes, no multi-valued RDNs, no padding) dn_key() is the lower-cased string, and the
-# parser costs 0.4 s of CPU for the users of a 100,000-user first sync.
-# tests/test_store_stage.py checks the two agree.
-_PLAIN_VALUE = r"[A-Za-z0-9._@-](?:[A-Za-z0-9 ._@-]*[A-Za-z0-9._@-])?"
-_PLAIN_RDN = rf"[A-Za-z][A-Za-z0-9-]*={_PLAIN_VALUE}"
-_PLAIN_DN = re.compile(rf"{_PLAIN_RDN}(?:,{_PLAIN_RDN})*")
-
-
 def _dn_key(dn: str | None) -> str | None:
-    if not dn:
-        return None
-    if _PLAIN_DN.fullmatch(dn):
-        return dn.lower()
-    return dn_key(dn)
+    return dn_key(dn) if dn else None
 
 
 _external_id = attrgetter("external_id")
