@@ -103,8 +103,8 @@ from dirsync.ldap.errors import (
     IncompleteRead,
 )
 from dirsync.ldap.filters import all_of, any_of, at_least, entry_filter, equality, matches_with
-from dirsync.ldap.members import Skipped, fast_dn_key
-from dirsync.ldap.paging import NO_ATTRIBUTES, RawEntry, read_entry, search_pages
+from dirsync.ldap.members import Skipped
+from dirsync.ldap.paging import NO_ATTRIBUTES, RawEntry, RawValues, read_entry, search_pages
 from dirsync.ldap.presets import MEMBER_OF, MEMBER_UID
 from dirsync.ldap.read import empty_user_search
 from dirsync.ldap.usnmarks import read_389_marks, read_ad_marks
@@ -593,31 +593,34 @@ class _Reader:
     # -- changed entries -------------------------------------------------------------------
     def read_users(self, base: str, search_filter: str, found: _Found, what: str,
                    by_csn: bool) -> None:
-        attributes = [*self.mapper.user_attributes(), *self.marks]
-        for dn, values in self.search(base, search_filter, attributes, what, PHASE_CHANGES):
-            try:
-                fast_dn_key(dn)
-                user = self.mapper.user(dn, values)
-            except (Skip, ValueError) as exc:
-                self.skip(dn, values, f"not read as a user: {exc}", found)
-                continue
-            assert user.external_id is not None
-            self.keep(found, user.external_id, user, values, by_csn)
+        for _ in self.read_entries("user", base, search_filter, found, what, by_csn):
+            pass
 
     def read_groups(self, base: str, search_filter: str, found: _Found, what: str,
                     by_csn: bool) -> None:
-        attributes = [*self.mapper.group_attributes(), *self.marks]
-        for dn, values in self.search(base, search_filter, attributes, what, PHASE_CHANGES):
+        for group, values in self.read_entries("group", base, search_filter, found, what,
+                                               by_csn):
+            self.members[group.external_id or ""] = member_refs(self.mapper.members(values),
+                                                                self.config.membership)
+
+    def read_entries(self, kind: str, base: str, search_filter: str, found: _Found, what: str,
+                     by_csn: bool) -> Iterator[tuple[User | Group, RawValues]]:
+        """Changed users or groups, mapped as the full read maps them and kept in `found`;
+        entries that no longer map are skipped (and reported gone when the mirror has them)."""
+        mapper = self.mapper
+        attributes, make = ((mapper.user_attributes(), mapper.user) if kind == "user"
+                            else (mapper.group_attributes(), mapper.group))
+        for dn, values in self.search(base, search_filter, [*attributes, *self.marks], what,
+                                      PHASE_CHANGES):
             try:
-                fast_dn_key(dn)
-                group = self.mapper.group(dn, values)
+                dn_key(dn)
+                entity: User | Group = make(dn, values)
             except (Skip, ValueError) as exc:
-                self.skip(dn, values, f"not read as a group: {exc}", found)
+                self.skip(dn, values, f"not read as a {kind}: {exc}", found)
                 continue
-            assert group.external_id is not None
-            self.keep(found, group.external_id, group, values, by_csn)
-            self.members[group.external_id] = member_refs(self.mapper.members(values),
-                                                          self.config.membership)
+            assert entity.external_id is not None
+            self.keep(found, entity.external_id, entity, values, by_csn)
+            yield entity, values
 
     def keep(self, found: _Found, entity_id: str, entity: User | Group,
              values: Mapping[str, Sequence[bytes]], by_csn: bool) -> None:
@@ -654,7 +657,7 @@ class _Reader:
             if renamed is not None and _text(values, "entryuuid").lower() not in renamed:
                 continue
             containers.append(dn)
-        keys = {fast_dn_key(dn): dn for dn in containers}
+        keys = {dn_key(dn): dn for dn in containers}
         for key in outermost(keys):
             dn = keys[key]
             self.d.subtrees_reread.append(dn)
@@ -818,7 +821,7 @@ class _Reader:
             dn, has_children = now.get(entry_id, ("", False))
             if not has_children:
                 continue  # a leaf: its own id is in `touched`; anything below left on record
-            new = bases_of(fast_dn_key(dn), bases)
+            new = bases_of(dn_key(dn), bases)
             if any(bases_of(old, bases) - new for old in olds):
                 verdict.usable = False
                 verdict.why_not = (f"the container now at {dn} was moved out of a base DN "
