@@ -142,7 +142,8 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 when it is gone)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
@@ -202,7 +203,7 @@ class RssSampler:
 
     def cpu_seconds(self) -> float:
         """CPU time (user+system) used so far by the server's processes."""
-        return sum(_cpu_seconds(p) for p in [self.pid, *_children(self.pid)])
+        return sum(cpu_seconds(p) for p in [self.pid, *_children(self.pid)])
 
 
 # --- the server ------------------------------------------------------------------------------

@@ -454,11 +454,11 @@ class Barrier:
     def wait(self, timeout: float = 3600) -> float:
         pid = self.lab.slapd_pid
         t0 = time.perf_counter()
-        cpu0 = last_cpu = ls.cpu_of_pid(pid)
+        cpu0 = last_cpu = benchlib.cpu_seconds(pid)
         last_t = quiet_since = t0
         while time.perf_counter() - t0 < timeout:
             time.sleep(0.5)
-            now, cpu = time.perf_counter(), ls.cpu_of_pid(pid)
+            now, cpu = time.perf_counter(), benchlib.cpu_seconds(pid)
             if (cpu - last_cpu) > self.IDLE_SHARE * (now - last_t):
                 quiet_since = now
             last_cpu, last_t = cpu, now

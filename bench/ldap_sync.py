@@ -94,15 +94,6 @@ def proc_status_kib(field_name: str, pid: str | int = "self") -> int:
     return 0
 
 
-def cpu_of_pid(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a process, the children it has reaped and its live descendants (the
     PostgreSQL postmaster and its backends)."""
@@ -732,12 +723,12 @@ def measured(run: StepRun, lab: Lab) -> Iterator[None]:
     """Wall time, CPU of our children and of slapd, and other work on the machine."""
     run.load1_before = load1()
     busy0, kids0, mine0 = benchlib.system_busy_seconds(), children_cpu(), self_cpu()
-    slapd0, servers0 = cpu_of_pid(lab.slapd_pid), servers_cpu()
+    slapd0, servers0 = benchlib.cpu_seconds(lab.slapd_pid), servers_cpu()
     t0 = time.perf_counter()
     yield
     run.wall = time.perf_counter() - t0
     run.client_cpu = children_cpu() - kids0
-    run.slapd_cpu = cpu_of_pid(lab.slapd_pid) - slapd0
+    run.slapd_cpu = benchlib.cpu_seconds(lab.slapd_pid) - slapd0
     server_cpu = servers_cpu() - servers0
     if SERVERS:
         run.detail["database_server_cpu"] = server_cpu
