@@ -46,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ldap_server import LdapTestServer, client_env
+from ldap_server import LdapTestServer, client_env, find_tool
 from servers import MissingServer, ServerError, free_port
 
 NS_SLAPD = "/usr/sbin/ns-slapd"
@@ -71,14 +71,12 @@ FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "ldap" / "3
 ENABLED_PLUGINS = ("MemberOf Plugin", "referential integrity postoperation", "USN")
 
 
+_INSTALL = ("389 Directory Server and the OpenLDAP client tools (Debian: apt-get install "
+            "--no-install-recommends 389-ds-base ldap-utils)")
+
+
 def _which(name: str, fallback: str | None = None) -> str:
-    found = shutil.which(name) or (fallback if fallback and os.access(fallback, os.X_OK) else None)
-    if not found:
-        raise MissingServer(
-            f"{name} is not installed; install 389 Directory Server and the OpenLDAP client "
-            "tools (Debian: apt-get install --no-install-recommends 389-ds-base ldap-utils)"
-        )
-    return found
+    return find_tool(name, _INSTALL, fallback)
 
 
 def find_389ds() -> dict[str, str]:

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from servers import ManagedServer, ServerError
+from servers import ManagedServer, MissingServer, ServerError
+
+
+def find_tool(name: str, install: str, fallback: str | None = None) -> str:
+    """The path of a server or client program (on PATH, else `fallback`); MissingServer
+    naming `install` (what to install, and how) when there is none."""
+    found = shutil.which(name) or (fallback if fallback and os.access(fallback, os.X_OK) else None)
+    if not found:
+        raise MissingServer(f"{name} is not installed; install {install}")
+    return found
 
 
 def parse_ldif(text: str) -> list[tuple[str, dict[str, list[str]]]]:

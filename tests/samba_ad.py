@@ -55,7 +55,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ldap_server import LdapTestServer, end_process, parse_ldif
+from ldap_server import LdapTestServer, end_process, find_tool, parse_ldif
 from servers import MissingServer, ServerError, free_port
 
 REALM = "EXAMPLE.TEST"
@@ -125,15 +125,13 @@ while True:
 """
 
 
+_INSTALL = ("Samba's AD DC and the OpenLDAP client tools (Debian: apt-get install "
+            "--no-install-recommends samba samba-ad-dc samba-ad-provision samba-dsdb-modules "
+            "samba-vfs-modules ldb-tools ldap-utils)")
+
+
 def _which(name: str) -> str:
-    found = shutil.which(name)
-    if not found:
-        raise MissingServer(
-            f"{name} is not installed; install Samba's AD DC and the OpenLDAP client tools "
-            "(Debian: apt-get install --no-install-recommends samba samba-ad-dc "
-            "samba-ad-provision samba-dsdb-modules samba-vfs-modules ldb-tools ldap-utils)"
-        )
-    return found
+    return find_tool(name, _INSTALL)
 
 
 def find_samba() -> dict[str, str]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ldap_server import LdapTestServer
+from ldap_server import LdapTestServer, find_tool
 from servers import MissingServer, ServerError, free_port
 
 SLAPD = "/usr/sbin/slapd"
@@ -67,14 +67,11 @@ LOCKED_FOREVER = "000001010000Z"
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "ldap"
 
 
+_INSTALL = "OpenLDAP (Debian: apt-get install slapd ldap-utils)"
+
+
 def _which(name: str, fallback: str | None = None) -> str:
-    found = shutil.which(name) or (fallback if fallback and os.access(fallback, os.X_OK) else None)
-    if not found:
-        raise MissingServer(
-            f"OpenLDAP's {name} is not installed; install it "
-            "(Debian: apt-get install slapd ldap-utils)"
-        )
-    return found
+    return find_tool(name, _INSTALL, fallback)
 
 
 def find_openldap() -> dict[str, str]:
