@@ -15,7 +15,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Collection
 
 import pytest
 
@@ -108,6 +108,18 @@ class Mirror:
         for member_id, parents in changes.listed_by.items():
             assert member_id in changed and not parents & rewritten.keys()
             self.edges |= {(p, member_id) for p in parents if p in self.groups and p != member_id}
+        # 5: logged member values, for the members that did not change.
+        for group_id, delta in changes.member_deltas.items():
+            assert group_id in changed and group_id not in rewritten
+            for listed, refs in ((True, delta.added), (False, delta.removed)):
+                members = {by_dn.get(k) for k in refs.dn_keys} | {by_name.get(k)
+                                                                  for k in refs.name_keys}
+                edges = {(group_id, m) for m in members
+                         if m and m != group_id and m not in changed}
+                self.edges = self.edges | edges if listed else self.edges - edges
+
+    def held(self, group_ids: Collection[str]) -> set[str]:
+        return set(group_ids) & self.groups.keys()
 
     def view(self) -> tuple[object, ...]:
         names = {i: name_key(e.name) for i, e in (*self.users.items(), *self.groups.items())}
@@ -390,11 +402,13 @@ def test_incremental_equals_full_on_random_batches(seed: int, ldap_tree: LdapTre
     slow_token = initial_token(config)
     start = read_directory(config).snapshot
     logged, scanned = Mirror.of(start), Mirror.of(start)
+    deltas = 0
     for round_number in range(ROUNDS):
         done = changer.batch(BATCH)
         expected = full_view(config)
-        fast = read_changes(config, token, settle_seconds=0.2)
-        slow = read_changes(config, slow_token, deletions=DELETIONS_PRESENT)
+        fast = read_changes(config, token, settle_seconds=0.2, held_groups=logged.held)
+        slow = read_changes(config, slow_token, deletions=DELETIONS_PRESENT,
+                            held_groups=scanned.held)
         logged.apply(fast)
         scanned.apply(slow)
         context = f"seed {seed}, round {round_number}: {done}"
@@ -406,6 +420,10 @@ def test_incremental_equals_full_on_random_batches(seed: int, ldap_tree: LdapTre
         if fast.deletions != DELETIONS_ACCESSLOG:
             assert "container" in fast.diagnostics.why_scan, context
         token, slow_token = fast.next_token, slow.next_token
+        deltas += fast.diagnostics.member_deltas
+        assert not slow.member_deltas  # no log, no logged values
+    # Groups whose members changed by single values were not read again.
+    assert deltas, "no member list came from the log"
 
 
 def test_renames_moves_deletes_and_dangling_members(ldap_tree: LdapTree,
@@ -531,6 +549,38 @@ def test_other_membership_types(membership: str, ldap_tree: LdapTree,
     assert changes.diagnostics.listings == (1 if membership == "memberUid" else 2)
     mirror.apply(changes)
     assert mirror.view() == full_view(config)
+
+
+def test_member_values_come_from_the_log(ldap_tree: LdapTree,
+                                          directory_config: MakeConfig) -> None:
+    tree, server = ldap_tree, ldap_tree.server
+    config = tree_config(directory_config, tree)
+    people = [tree.add_user(f"u{i}") for i in range(40)]
+    everyone = tree.add_group("everyone", people[:30])
+    few = tree.add_group("few", people[:2])
+    token = initial_token(config, settle_seconds=0)
+    mirror = Mirror.of(read_directory(config).snapshot)
+
+    server.modify(f"dn: {everyone}\nchangetype: modify\nadd: member\nmember: {people[30]}\n-\n"
+                  f"delete: member\nmember: {people[0].upper()}\n-\nreplace: description\n"
+                  "description: all of us\n")
+    server.modify(f"dn: {few}\nchangetype: modify\nreplace: member\nmember: {people[5]}\n")
+    changes = read_changes(config, token, settle_seconds=0, held_groups=mirror.held)
+    mirror.apply(changes)
+    assert mirror.view() == full_view(config)
+    everyone_id, few_id = tree.entry_uuid(everyone), tree.entry_uuid(few)
+    # everyone's list was not read: only the two values the log names; a replace is read.
+    assert set(changes.member_deltas) == {everyone_id}
+    assert set(changes.group_members) == {few_id}
+    assert changes.diagnostics.entries_read < 10
+    assert "1 member lists changed by logged values, 1 read whole" in (
+        changes.diagnostics.summary())
+
+    # A group the mirror does not hold (it came into the scope some other way) is read whole.
+    server.modify(f"dn: {everyone}\nchangetype: modify\nadd: member\nmember: {people[31]}\n")
+    again = read_changes(config, changes.next_token, settle_seconds=0,
+                         held_groups=lambda ids: set())
+    assert not again.member_deltas and everyone_id in again.group_members
 
 
 # -- refusals and failures --------------------------------------------------------------------

@@ -17,10 +17,12 @@ from dirsync.dn import dn_key
 from dirsync.ldap.config import parse_directories
 from dirsync.ldap.delta import (
     LogRecord,
+    MemberDelta,
     MemberRefs,
     ancestors,
     bases_of,
     judge_log,
+    member_delta,
     member_refs,
     or_chunks,
     outermost,
@@ -319,6 +321,9 @@ def raw(**values: str | list[str]) -> dict[str, list[bytes]]:
 @pytest.mark.parametrize(("values", "expected"), [
     (raw(reqType="delete", reqDN="uid=a,dc=x", reqEntryUUID="ABC", entryCSN=csn(1)),
      LogRecord("delete", "uid=a,dc=x", "abc", csn(1))),
+    (raw(reqType="modify", reqDN="cn=g,dc=x", reqEntryUUID="abc", entryCSN=csn(1),
+         reqMod=["member:+ uid=a,dc=x", "entryCSN:= x"]),
+     LogRecord("modify", "cn=g,dc=x", "abc", csn(1), (b"member:+ uid=a,dc=x", b"entryCSN:= x"))),
     # OpenLDAP 2.4: no reqEntryUUID; `logoldattr entryUUID` puts it among the old values.
     (raw(reqType="modrdn", reqDN="uid=a,dc=x", reqOld=["uid: a", "entryUUID: Def"],
          entryCSN=csn(2)), LogRecord("modrdn", "uid=a,dc=x", "def", csn(2))),
@@ -345,6 +350,48 @@ def test_a_log_that_misses_a_change_is_not_trusted() -> None:
     assert not missing_change.usable and "entry z" in missing_change.why_not
     missing_delete = judge_log(records[:2], changed_csns={"a": csn(1)}, newest_csns=[csn(3)])
     assert not missing_delete.usable and "deletes included" in missing_delete.why_not
+
+
+def modify(n: int, *mods: str, kind: str = "modify") -> LogRecord:
+    return LogRecord(kind, "cn=g,dc=x", "g", csn(n), tuple(m.encode() for m in mods))
+
+
+def test_member_values_added_and_removed_one_by_one_are_the_change() -> None:
+    delta = member_delta([
+        modify(1, "member:+ uid=A,dc=x", "description:= new", "entryCSN:= x"),
+        # One write may delete a value and add it back in another spelling: the last wins.
+        modify(2, "member:- uid=b,dc=x", "Member:- UID=c, dc=x", "member:+ uid=c,dc=x"),
+        modify(3, "modifyTimestamp:= 20261123000000Z"),
+    ], "member")
+    assert delta == MemberDelta(MemberRefs(dn_keys=frozenset({dn_key("uid=a,dc=x"),
+                                                                dn_key("uid=c,dc=x")})),
+                                MemberRefs(dn_keys=frozenset({dn_key("uid=b,dc=x")})))
+    assert member_delta([], "member") == MemberDelta(MemberRefs(), MemberRefs())
+
+
+@pytest.mark.parametrize("records", [
+    [modify(1, "member:= uid=a,dc=x")],  # replace: the old list is not in the log
+    [modify(1, "member:-")],  # the whole attribute deleted
+    [modify(1, "member:+ uid=a,dc=x", kind="add")],  # the group itself is new
+    [modify(1, "member:+ uid=a,dc=x", kind="modrdn")],
+    # One value written twice: CSNs are taken when a write starts, so the log's order of
+    # the two may not be the order they took effect in.
+    [modify(1, "member:+ uid=a,dc=x"), modify(2, "member:- UID=a,dc=x")],
+])
+def test_member_lists_the_log_cannot_tell_are_read_whole(records: list[LogRecord]) -> None:
+    assert member_delta(records, "member") is None
+
+
+def test_member_deltas_of_other_membership_attributes() -> None:
+    unique = member_delta([modify(1, "uniqueMember:+ uid=a,dc=x#'0101'B", "member:+ uid=z,dc=x",
+                                  "uniqueMember:+ not a dn")], "uniqueMember")
+    assert unique == MemberDelta(MemberRefs(dn_keys=frozenset({dn_key("uid=a,dc=x")})),
+                                 MemberRefs())
+    names = member_delta([modify(1, "memberUid:+ Alice", "memberUid:- bob")], "memberUid")
+    assert names == MemberDelta(MemberRefs(name_keys=frozenset({"alice"})),
+                                MemberRefs(name_keys=frozenset({"bob"})))
+    undecodable = LogRecord("modify", "cn=g", "g", csn(1), (b"member:+ uid=\xff,dc=x",))
+    assert member_delta([undecodable], "member") == MemberDelta(MemberRefs(), MemberRefs())
 
 
 def test_dataclasses_are_frozen_where_they_are_values() -> None:

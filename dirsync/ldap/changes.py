@@ -53,9 +53,15 @@ methods, with the method's own "changed" filter:
    up: one small search per changed entry that returns only the groups' ids, not their
    member lists (an "everyone" group lists everyone; reading it again for each change would
    cost more than the change). The resulting guarantee, which the store relies on: **the
-   groups listing a changed entry are exactly the changed groups whose members name it, and
-   `listed_by[its id]`.**
-5. **Deletions**, from one of two sources (`IncrementalRead.deletions` says which; 389 DS and
+   groups listing a changed entry are exactly the groups with a member list in the result
+   (`group_members`) whose members name it, and `listed_by[its id]`.**
+5. **Member lists from the log** (OpenLDAP with a usable accesslog): a changed group is first
+   read without its member attribute. When the log's records of it in the window only add
+   and delete single member values, each value once (`delta.member_delta`), and the mirror
+   already holds the group (`held_groups`), those values are the change: an "everyone" group
+   gaining one member costs one value, not a re-read of 100,000. Any other changed group has
+   its member list read whole by its id.
+6. **Deletions**, from one of two sources (`IncrementalRead.deletions` says which; 389 DS and
    AD always scan):
    * `accesslog` — when an OpenLDAP accesslog database is visible to the bind account, reaches
      back to the mark (its `minCSN`) and passes the checks of `delta.judge_log`: every entry
@@ -77,7 +83,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Collection, Iterator, Mapping, Sequence
 
 from dirsync.dn import dn_key
 from dirsync.ldap.config import DEFAULT_SETTLE_SECONDS, DirectoryConfig
@@ -85,10 +91,12 @@ from dirsync.ldap.connection import Connection, bound, connected_url
 from dirsync.ldap.delta import (
     LogRecord,
     LogVerdict,
+    MemberDelta,
     MemberRefs,
     ancestors,
     bases_of,
     judge_log,
+    member_delta,
     member_refs,
     or_chunks,
     outermost,
@@ -105,7 +113,7 @@ from dirsync.ldap.errors import (
 from dirsync.ldap.filters import all_of, any_of, at_least, entry_filter, equality, matches_with
 from dirsync.ldap.members import Skipped
 from dirsync.ldap.paging import NO_ATTRIBUTES, RawEntry, RawValues, read_entry, search_pages
-from dirsync.ldap.presets import MEMBER_OF, MEMBER_UID
+from dirsync.ldap.presets import MEMBER, MEMBER_OF, MEMBER_UID, UNIQUE_MEMBER
 from dirsync.ldap.read import empty_user_search
 from dirsync.ldap.usnmarks import read_389_marks, read_ad_marks
 from dirsync.ldap.watermark import (
@@ -150,6 +158,9 @@ DELETION_CHOICES = ("auto", DELETIONS_PRESENT)
 # progress(phase, entries_read): "changes" while changed entries are read, "deletions" during
 # the deletion check; called when a phase starts and after every page.
 Progress = Callable[[str, int], None]
+# held_groups(ids): which of these group ids the mirror holds, with their memberships as of
+# the token (asked while the caller holds the directory's sync lock).
+HeldGroups = Callable[[Collection[str]], Collection[str]]
 PHASE_CHANGES = "changes"
 PHASE_DELETIONS = "deletions"
 
@@ -172,6 +183,8 @@ class ChangeDiagnostics:
     subtrees_reread: list[str] = field(default_factory=list)  # moved / renamed containers
     parent_lookups: int = 0  # searches for the unchanged groups listing a changed entry
     listings: int = 0  # (changed entry, unchanged group listing it) pairs found
+    member_deltas: int = 0  # changed groups whose member changes came from the accesslog
+    member_lists: int = 0  # changed groups whose member list was read whole
     skipped: list[Skipped] = field(default_factory=list)  # changed entries that do not map
 
     def summary(self) -> str:
@@ -183,6 +196,9 @@ class ChangeDiagnostics:
             parts.append(f"{len(self.subtrees_reread)} moved subtrees read again")
         if self.listings:
             parts.append(f"{self.listings} memberships in unchanged groups")
+        if self.member_deltas:
+            parts.append(f"{self.member_deltas} member lists changed by logged values, "
+                         f"{self.member_lists} read whole")
         if self.skipped:
             parts.append(f"{len(self.skipped)} changed entries not usable")
         if self.why_scan:
@@ -201,19 +217,25 @@ class IncrementalRead:
        records of entries outside the scope): ignore those.
     2. Insert or update `changed_users` and `changed_groups` by external id (DN, names,
        active flag: the full current state).
-    3. For every changed group (the keys of `group_members`), replace its direct members by
-       its MemberRefs resolved against the mirror after step 2: `dn_keys` against each
-       user's and group's `dn_key(dn)`, `name_keys` (memberUid) against the users' name keys.
-       Keys that name nothing are members outside the scope, as in the full read; a group
-       naming itself is ignored.
-    4. For every changed user and group, its memberships in groups that did *not* change are
-       exactly `listed_by.get(its id, ())`: remove the others, add these (ids the mirror does
-       not hold are groups a full read leaves out: ignore them).
+    3. For every changed group in `group_members`, replace its direct members by its
+       MemberRefs resolved against the mirror after step 2: `dn_keys` against each user's and
+       group's `dn_key(dn)`, `name_keys` (memberUid) against the users' name keys. Keys that
+       name nothing are members outside the scope, as in the full read; a group naming itself
+       is ignored.
+    4. For every changed user and group, its memberships in groups not in `group_members`
+       are exactly `listed_by.get(its id, ())`: remove the others, add these (ids the mirror
+       does not hold are groups a full read leaves out: ignore them).
+    5. For every group in `member_deltas` (changed groups the mirror holds whose member list
+       was not read), resolve `added` and `removed` as in step 3; for each member so named
+       that is *not* a changed user or group (those are step 4's), add or remove the
+       membership.
 
     Every other membership (an unchanged group and an unchanged member) stays as it is.
     Invariants: no id is both changed and in `deleted_ids`; the present sets contain every
-    changed id; `listed_by` names no changed group. Name clashes between a changed entry and an unchanged one (two entries with
-    the same username) are the mirror's to settle, with the full read's rule (members.py).
+    changed id; `listed_by` names no group of `group_members`; every key of `member_deltas`
+    is a changed group and none is in `group_members`. Name clashes between a changed entry
+    and an unchanged one (two entries with the same username) are the mirror's to settle,
+    with the full read's rule (members.py).
     """
 
     directory: str
@@ -222,6 +244,7 @@ class IncrementalRead:
     changed_users: list[User]
     changed_groups: list[Group]
     group_members: dict[str, MemberRefs]  # changed group id -> its direct members
+    member_deltas: dict[str, MemberDelta]  # changed group id -> member values added, removed
     listed_by: dict[str, frozenset[str]]  # changed entry id -> unchanged groups listing it
     deleted_ids: frozenset[str]
     present_user_ids: frozenset[str] | None
@@ -292,14 +315,16 @@ def initial_token(config: DirectoryConfig, *, settle_seconds: float | None = Non
 
 def read_changes(config: DirectoryConfig, token: str, progress: Progress | None = None, *,
                  deletions: str = "auto",
-                 settle_seconds: float | None = None) -> IncrementalRead:
+                 settle_seconds: float | None = None,
+                 held_groups: HeldGroups | None = None) -> IncrementalRead:
     """Everything that changed in `config`'s directory since `token` (see IncrementalRead).
 
     Raises FullSyncRequired when the changes cannot be read correctly from this token, and an
     LdapError when the directory cannot be read (nothing partial is ever returned).
     `deletions="present-scan"` skips the accesslog and scans the ids (benchmarks, tests);
     389 DS and Active Directory always scan. `settle_seconds` (OpenLDAP only) defaults to the
-    directory's `settle_seconds` setting."""
+    directory's `settle_seconds` setting. Without `held_groups` every changed group's member
+    list is read whole (step 5 of the module docstring is skipped)."""
     if deletions not in DELETION_CHOICES:
         raise ValueError(f"deletions must be one of {DELETION_CHOICES}, not {deletions!r}")
     settle = config.settle_seconds if settle_seconds is None else settle_seconds
@@ -335,15 +360,16 @@ def read_changes(config: DirectoryConfig, token: str, progress: Progress | None 
         next_token = format_token(window.next_token)
         if window.nothing_to_read:
             return IncrementalRead(
-                config.name, method, DELETIONS_NONE, [], [], {}, {}, frozenset(),
+                config.name, method, DELETIONS_NONE, [], [], {}, {}, {}, frozenset(),
                 None, None, next_token, diagnostics, started_at, time.monotonic() - clock)
-        reader = _Reader(conn, config, progress, diagnostics)
+        reader = _Reader(conn, config, progress, diagnostics, held_groups)
         result = reader.read(window, deletions)
     seconds = time.monotonic() - clock
     read = IncrementalRead(
         directory=config.name, method=method, deletions=diagnostics.deletions,
         changed_users=result.users, changed_groups=result.groups,
-        group_members=result.members, listed_by=result.listed_by, deleted_ids=result.deleted,
+        group_members=result.members, member_deltas=result.deltas,
+        listed_by=result.listed_by, deleted_ids=result.deleted,
         present_user_ids=result.present_users, present_group_ids=result.present_groups,
         next_token=next_token, diagnostics=diagnostics, started_at=started_at, seconds=seconds)
     log.info("directory %r: incremental read in %.2f s: %d users and %d groups changed, %d "
@@ -494,6 +520,7 @@ class _Result:
     users: list[User]
     groups: list[Group]
     members: dict[str, MemberRefs]
+    deltas: dict[str, MemberDelta]
     listed_by: dict[str, frozenset[str]]
     deleted: frozenset[str]
     present_users: frozenset[str] | None
@@ -511,7 +538,7 @@ class _Found:
 
 class _Reader:
     def __init__(self, conn: Connection, config: DirectoryConfig, progress: Progress | None,
-                 diagnostics: ChangeDiagnostics) -> None:
+                 diagnostics: ChangeDiagnostics, held_groups: HeldGroups | None = None) -> None:
         self.conn = conn
         self.config = config
         self.mapper = EntryMapper(config)
@@ -522,6 +549,9 @@ class _Reader:
         self.user_base = dn_key(config.user_base_dn)
         self.group_base = dn_key(config.group_base_dn)
         self.members: dict[str, MemberRefs] = {}
+        self.deltas: dict[str, MemberDelta] = {}
+        self.held_groups = held_groups
+        self.records: list[LogRecord] = []  # the accesslog window, once read
         self.listed_by: dict[str, frozenset[str]] = {}
         method = diagnostics.method
         # entryCSN is kept per changed entry for the accesslog check (OpenLDAP only).
@@ -551,15 +581,22 @@ class _Reader:
         if window.user_changed:
             self.read_users(config.user_base_dn, all_of(self.user_filter, window.user_changed),
                             users, "changed users", True)
+        current, lower = window.csn_current, window.csn_lower
+        use_log = deletions == "auto" and current is not None and lower is not None
+        # Member lists wait for the log's verdict (step 5) when it may make them unnecessary.
+        later = (use_log and self.held_groups is not None
+                 and config.membership in (MEMBER, UNIQUE_MEMBER, MEMBER_UID)
+                 and self.mapper.unique_id == "entryuuid")
         if window.group_changed:
             self.read_groups(config.group_base_dn, all_of(self.group_filter,
-                             window.group_changed), groups, "changed groups", True)
+                             window.group_changed), groups, "changed groups", True,
+                             with_members=not later)
 
         # The accesslog (OpenLDAP), when there is one we can use, decides which moved
         # containers need their subtree read again (only renamed ones) and which ids are gone.
         verdict: LogVerdict | None = None
-        current, lower = window.csn_current, window.csn_lower
-        if deletions == "auto" and current is not None and lower is not None:
+        if use_log:
+            assert current is not None and lower is not None
             verdict = self.read_log(current, lower, users, groups)
         renamed = verdict.renamed if verdict else None
 
@@ -571,6 +608,9 @@ class _Reader:
 
         if verdict is not None and current is not None:
             self.check_renamed_containers(verdict, current)
+
+        if later:
+            self.complete_members(groups, verdict)
 
         self.find_parents(users, groups)
 
@@ -587,7 +627,9 @@ class _Reader:
         # A group that left the scope after the member lookups cannot be anyone's parent.
         listed_by = {entity_id: parents - gone for entity_id, parents in self.listed_by.items()
                      if entity_id not in gone and parents - gone}
-        return _Result(_users(users), _groups(groups), self.members, listed_by,
+        deltas = {group_id: delta for group_id, delta in self.deltas.items()
+                  if group_id not in gone}
+        return _Result(_users(users), _groups(groups), self.members, deltas, listed_by,
                        frozenset(gone), present_users, present_groups)
 
     # -- changed entries -------------------------------------------------------------------
@@ -597,19 +639,66 @@ class _Reader:
             pass
 
     def read_groups(self, base: str, search_filter: str, found: _Found, what: str,
-                    by_csn: bool) -> None:
+                    by_csn: bool, *, with_members: bool = True) -> None:
+        """Changed groups, with their member lists unless `with_members` is false (then
+        `complete_members` must follow)."""
         for group, values in self.read_entries("group", base, search_filter, found, what,
-                                               by_csn):
-            self.members[group.external_id or ""] = member_refs(self.mapper.members(values),
-                                                                self.config.membership)
+                                               by_csn, with_members):
+            if with_members:
+                self.members[group.external_id or ""] = member_refs(
+                    self.mapper.members(values), self.config.membership)
+
+    def complete_members(self, groups: _Found, verdict: LogVerdict | None) -> None:
+        """Step 5: each changed group read without its member list gets its member changes
+        from the log, or its member list read whole."""
+        pending = [i for i, e in groups.entities.items() if i not in self.members]
+        if verdict is not None and verdict.usable and pending:
+            by_id: dict[str, list[LogRecord]] = {}
+            for record in self.records:
+                by_id.setdefault(record.entry_id, []).append(record)
+            held = set(self.held_groups(pending)) if self.held_groups else set()
+            for group_id in pending:
+                delta = (member_delta(by_id.get(group_id, ()), self.config.membership)
+                         if group_id in held else None)
+                if delta is not None:
+                    self.deltas[group_id] = delta
+            self.d.member_deltas = len(self.deltas)
+        whole = [i for i in pending if i not in self.deltas]
+        self.d.member_lists = len(whole)
+        if not whole:
+            return
+        attributes = [self.config.attributes.unique_id, self.config.membership]
+        read: set[str] = set()
+        parts = [equality(self.config.attributes.unique_id, i) for i in sorted(whole)]
+        for chunk in or_chunks(parts):
+            for _, values in self.search(self.config.group_base_dn,
+                                         all_of(self.group_filter, chunk), attributes,
+                                         "member lists of changed groups", PHASE_CHANGES):
+                try:
+                    group_id = self.mapper.external_id(values)
+                except Skip:
+                    continue
+                if group_id in groups.entities and group_id not in self.members:
+                    read.add(group_id)
+                    self.members[group_id] = member_refs(self.mapper.members(values),
+                                                         self.config.membership)
+        # Gone from the scope since it was found changed: as a full read now would have it.
+        for group_id in set(whole) - read:
+            del groups.entities[group_id]
+            groups.skipped_ids.add(group_id)
 
     def read_entries(self, kind: str, base: str, search_filter: str, found: _Found, what: str,
-                     by_csn: bool) -> Iterator[tuple[User | Group, RawValues]]:
+                     by_csn: bool, with_members: bool = True
+                     ) -> Iterator[tuple[User | Group, RawValues]]:
         """Changed users or groups, mapped as the full read maps them and kept in `found`;
-        entries that no longer map are skipped (and reported gone when the mirror has them)."""
+        entries that no longer map are skipped (and reported gone when the mirror has them).
+        Groups are read without their member attribute unless `with_members`."""
         mapper = self.mapper
         attributes, make = ((mapper.user_attributes(), mapper.user) if kind == "user"
                             else (mapper.group_attributes(), mapper.group))
+        if not with_members:
+            member = self.config.membership.lower()
+            attributes = [a for a in attributes if a.lower() != member]
         for dn, values in self.search(base, search_filter, [*attributes, *self.marks], what,
                                       PHASE_CHANGES):
             try:
@@ -740,6 +829,7 @@ class _Reader:
             self.d.why_scan = f"the accesslog could not be read: {exc.reason}"
             return None
         self.d.log_records = len(records)
+        self.records = records
         moved = [csn for sid, csn in seen.items()
                  if parse_csn(csn) >= parse_csn(mark)]
         verdict = judge_log(records, changed_csns={**users.csns, **groups.csns},
@@ -753,7 +843,7 @@ class _Reader:
                     with_old: bool) -> list[LogRecord] | str | None:
         """The log's successful writes from `mark` on; without `with_old`, None when a record
         names its entry only in reqOld; a sentence when the log cannot be used."""
-        attributes = ["reqType", "reqDN", "reqEntryUUID", "entryCSN"]
+        attributes = ["reqType", "reqDN", "reqEntryUUID", "entryCSN", "reqMod"]
         if with_old:
             attributes.append("reqOld")
         records: list[LogRecord] = []

@@ -7,6 +7,9 @@
 * `within`, `bases_of`, `ancestors` — scope tests on normalised DNs.
 * `LogRecord`, `parse_log_record`, `LogVerdict`, `judge_log` — what an OpenLDAP accesslog
   window says about deletions, and whether it can be trusted for them at all.
+* `MemberDelta`, `member_delta` — the member values a window's log records added to and
+  removed from one group, when they say so unambiguously (then the group's member list need
+  not be read again).
 * `or_chunks` — long OR filters split into searches of bounded size.
 """
 
@@ -105,6 +108,9 @@ class LogRecord:
     dn: str  # reqDN: the entry's DN before the operation
     entry_id: str  # reqEntryUUID (or the id logged in reqOld), lower-cased
     csn: str  # the log entry's entryCSN, which is the CSN of the write it records
+    # reqMod of a modify: one "attribute:<op> value" line per value (op + add, - delete,
+    # = replace, # increment; no value after - deletes the attribute).
+    mods: tuple[bytes, ...] = ()
 
 
 def parse_log_record(values: Mapping[str, Sequence[bytes]], dn: str,
@@ -135,7 +141,70 @@ def parse_log_record(values: Mapping[str, Sequence[bytes]], dn: str,
     csn = text("entrycsn")
     if not csn:
         return f"log entry {dn} has no entryCSN"
-    return LogRecord(kind, text("reqdn"), entry_id.lower(), csn)
+    # Only a modify's are kept: an add's hold every attribute of the new entry, passwords too.
+    mods = tuple(bytes(v) for v in values.get("reqmod") or ()) if kind == MODIFY else ()
+    return LogRecord(kind, text("reqdn"), entry_id.lower(), csn, mods)
+
+
+@dataclass(frozen=True)
+class MemberDelta:
+    """What a group's logged writes did to its member values: the keys now listed that a
+    write added, and those now absent that a write removed (as MemberRefs, keyed like the
+    full read)."""
+
+    added: MemberRefs
+    removed: MemberRefs
+
+
+def member_delta(records: Sequence[LogRecord], membership: str) -> MemberDelta | None:
+    """The member values `records` (every logged write to one group in the window) added and
+    removed, or None when the group's member list must be read whole instead. `membership` is
+    the group attribute holding them (member, uniqueMember or memberUid).
+
+    None unless every record is a modify that adds or deletes single values of it
+    (a replace, a delete of the whole attribute, an add of the group, a rename: read it), and
+    unless every value key is written by one record only. The window reaches back past the
+    last sync, so it holds writes already applied; re-applying one is harmless, but the log's
+    order of two writes to the same value is not their commit order (CSNs are taken when an
+    operation starts), so which of them came last cannot be told from the log."""
+    prefix = membership.lower().encode("ascii") + b":"
+    added: set[str] = set()
+    removed: set[str] = set()
+    seen: set[str] = set()
+    for record in records:
+        if record.kind != MODIFY:
+            return None
+        mine: dict[str, bool] = {}  # key -> listed after this record
+        for line in record.mods:
+            if not line[:len(prefix)].lower() == prefix:
+                continue
+            op, value = line[len(prefix):len(prefix) + 1], line[len(prefix) + 2:]
+            if op not in (b"+", b"-") or not value:
+                return None  # replace, increment, or the whole attribute deleted
+            key = _member_key(value, membership)
+            if key is None:
+                continue  # a value the full read cannot use either
+            if key in seen:
+                return None
+            mine[key] = op == b"+"
+        for key, listed in mine.items():
+            seen.add(key)
+            (added if listed else removed).add(key)
+    if membership == MEMBER_UID:
+        return MemberDelta(MemberRefs(name_keys=frozenset(added)),
+                           MemberRefs(name_keys=frozenset(removed)))
+    return MemberDelta(MemberRefs(dn_keys=frozenset(added)),
+                       MemberRefs(dn_keys=frozenset(removed)))
+
+
+def _member_key(value: bytes, membership: str) -> str | None:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if membership == MEMBER_UID:
+        return member_name_key(text) or None
+    return member_dn_key(text, membership)
 
 
 @dataclass

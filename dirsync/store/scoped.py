@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, Table, bindparam, delete, select
 
 from dirsync.store.bulk import insert_rows
-from dirsync.store.tables import group_memberships, groups, user_memberships, users
+from dirsync.store.tables import directories, group_memberships, groups, user_memberships, users
 
 Pair = tuple[int, int]  # (parent group id, member id)
 
@@ -55,6 +55,12 @@ def ids_by_dn_key(conn: Connection, kind: str, directory_id: int, keys: Iterable
 
 def user_ids_by_name_key(conn: Connection, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
     return _lookup(conn, users, "name_key", directory_id, keys)
+
+
+def held_groups(conn: Connection, directory: str, external_ids: Iterable[str]) -> set[str]:
+    """Which of these external ids are groups the named directory holds."""
+    row = conn.execute(select(directories.c.id).where(directories.c.name == directory)).first()
+    return set() if row is None else set(ids_by_external(conn, "group", row.id, external_ids))
 
 
 def stored_external_ids(conn: Connection, kind: str, directory_id: int,

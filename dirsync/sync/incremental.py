@@ -7,7 +7,9 @@ transaction, with journal rows, touching only what changed:
 2. changed users and groups upserted by external id, set-wise like a full sync;
 3. each changed group's direct members replaced by its member references, resolved against
    the store's DN keys (or usernames for memberUid);
-4. each changed entity's memberships in unchanged groups replaced by `listed_by`.
+4. each changed entity's memberships in unchanged groups replaced by `listed_by`;
+5. the member values logged as added to or removed from a group (`member_deltas`) applied to
+   the memberships of its unchanged members.
 """
 
 from __future__ import annotations
@@ -73,11 +75,14 @@ def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
     changed_children = {group_id[x] for x in kept_groups if x in group_id}
 
     refs = {group_id[x]: r for x, r in read.group_members.items() if x in kept_groups and x in group_id}
-    dn_keys = {k for r in refs.values() for k in r.dn_keys}
+    deltas = {group_id[x]: d for x, d in read.member_deltas.items()
+              if x in kept_groups and x in group_id}
+    every = [*refs.values(), *(r for d in deltas.values() for r in (d.added, d.removed))]
+    dn_keys = {k for r in every for k in r.dn_keys}
     users_by_dn = scoped.ids_by_dn_key(conn, "user", directory_id, dn_keys)
     groups_by_dn = scoped.ids_by_dn_key(conn, "group", directory_id, dn_keys)
     users_by_name = scoped.user_ids_by_name_key(conn, directory_id,
-                                                {k for r in refs.values() for k in r.name_keys})
+                                                {k for r in every for k in r.name_keys})
     wanted: dict[str, set[tuple[int, int]]] = {"user": set(), "group": set()}
     for parent, r in refs.items():
         wanted["user"] |= {(parent, users_by_dn[k]) for k in r.dn_keys if k in users_by_dn}
@@ -90,10 +95,27 @@ def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
             wanted["user"] |= {(p, user_id[external]) for p in ids}
         if external in group_id and external in kept_groups:
             wanted["group"] |= {(p, group_id[external]) for p in ids if p != group_id[external]}
+    # Logged member values: only for members that did not change themselves (step 4 decided
+    # those, from the groups listing them now).
+    logged: dict[str, dict[bool, set[tuple[int, int]]]] = {
+        "user": {True: set(), False: set()}, "group": {True: set(), False: set()}}
+    for parent, delta in deltas.items():
+        for listed, r in ((True, delta.added), (False, delta.removed)):
+            for k in r.dn_keys:
+                if k in users_by_dn and users_by_dn[k] not in changed_users:
+                    logged["user"][listed].add((parent, users_by_dn[k]))
+                child = groups_by_dn.get(k)
+                if child is not None and child != parent and child not in changed_children:
+                    logged["group"][listed].add((parent, child))
+            for k in r.name_keys:
+                if k in users_by_name and users_by_name[k] not in changed_users:
+                    logged["user"][listed].add((parent, users_by_name[k]))
     added: dict[str, list] = {}
     removed: dict[str, list] = {}
     for kind, members in (("user", changed_users), ("group", changed_children)):
         current = scoped.current_pairs(conn, kind, sorted(changed_groups), sorted(members))
-        added[kind] = sorted(wanted[kind] - current)
-        removed[kind] = sorted(current - wanted[kind])
+        on, off = logged[kind][True], logged[kind][False]
+        have = scoped.current_pairs(conn, kind, (), sorted({m for _, m in on | off})) & (on | off)
+        added[kind] = sorted((wanted[kind] - current) | (on - have))
+        removed[kind] = sorted((current - wanted[kind]) | (off & have))
     return added, removed

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from dirsync import events as ev
@@ -24,7 +24,7 @@ from dirsync.ldap.read import read_directory
 from dirsync.model import Snapshot
 from dirsync.names import name_key
 from dirsync.settings import MAX_JOURNAL_ROWS
-from dirsync.store import journal, runs, stage, writes
+from dirsync.store import journal, runs, scoped, stage, writes
 from dirsync.store.db import Connection, Store, utcnow
 from dirsync.store.locks import directory_lock
 from dirsync.sync.apply import ApplyCounts
@@ -195,6 +195,11 @@ class _Job:
         if not self.allow_mass_delete:
             _guard(losses, self.config)
 
+    def _held_groups(self, external_ids: Collection[str]) -> set[str]:
+        # Under the directory lock: the store holds what the token's sync left.
+        with self.store.read() as conn:
+            return scoped.held_groups(conn, self.config.name, external_ids)
+
     def _failed(self, mode: str, started: object, status: str, error: str,
                 notes: list[str] | None = None) -> SyncResult:
         with self.store.write() as conn:
@@ -260,7 +265,8 @@ class _Job:
         """None when a full sync must run instead (`fallback_reason` says why)."""
         config, started = self.config, utcnow()
         try:
-            read = read_changes(config, token, self.progress, settle_seconds=self.settle_seconds)
+            read = read_changes(config, token, self.progress, settle_seconds=self.settle_seconds,
+                                held_groups=self._held_groups)
         except FullSyncRequired as exc:
             self.fallback_reason = exc.reason
             log.info("directory %r: %s", config.name, exc)
