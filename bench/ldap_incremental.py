@@ -482,6 +482,7 @@ TIMED = (
     ("dirsync.ldap.changes._Reader", "reread_moved", "read: moved subtrees"),
     ("dirsync.ldap.changes._Reader", "check_renamed_containers", "read: renamed containers"),
     ("dirsync.ldap.changes._Reader", "find_parents", "read: groups listing changed entries"),
+    ("dirsync.ldap.changes._Reader", "complete_members", "read: member lists or logged values"),
     ("dirsync.ldap.changes._Reader", "scan", "read: id scan (deletions)"),
     ("dirsync.sync.mirror", "_settle_names", "apply: _settle_names"),
     ("dirsync.sync.mirror", "apply_incremental", "apply: apply_incremental"),
@@ -489,6 +490,7 @@ TIMED = (
     ("dirsync.sync.incremental", "write_entities", "apply: write_entities"),
     ("dirsync.sync.incremental", "_memberships", "apply: _memberships"),
     ("dirsync.store.scoped", "stored_external_ids", "apply: scoped.stored_external_ids"),
+    ("dirsync.store.scoped", "external_ids_outside", "apply: scoped.external_ids_outside"),
     ("dirsync.store.scoped", "ids_by_external", "apply: scoped.ids_by_external"),
     ("dirsync.store.scoped", "ids_by_dn_key", "apply: scoped.ids_by_dn_key"),
     ("dirsync.store.scoped", "current_pairs", "apply: scoped.current_pairs"),
@@ -551,6 +553,10 @@ def child_main(job: dict[str, Any]) -> int:
                             else len(read.present_group_ids)),
             searches=d.searches, entries_read=d.entries_read, log_records=d.log_records,
             parent_lookups=d.parent_lookups, listings=d.listings, why_scan=d.why_scan,
+            member_deltas=getattr(d, "member_deltas", 0), member_lists=getattr(d, "member_lists", 0),
+            logged_values=sum(len(r.dn_keys) + len(r.name_keys)
+                              for delta in getattr(read, "member_deltas", {}).values()
+                              for r in (delta.added, delta.removed)),
             windows=d.windows, subtrees_reread=len(d.subtrees_reread), skipped=len(d.skipped))
         return read
 
@@ -722,6 +728,10 @@ def describe(run: ls.StepRun) -> list[str]:
             f"gone, deletions by {r.get('deletions')}; {r.get('searches')} searches, "
             f"{r.get('entries_read'):,} entries, {r.get('log_records')} log records, "
             f"{r.get('parent_lookups')} parent lookups; window from {window}")
+        if r.get("member_deltas") or r.get("member_lists"):
+            lines.append(
+                f"      member lists: {r.get('member_deltas')} changed by logged values "
+                f"({r.get('logged_values'):,} values), {r.get('member_lists')} read whole")
     if c:
         lines.append("      applied: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
     return lines

@@ -35,10 +35,13 @@ def test_many_keys_and_few_keys_find_the_same_rows(store: Any) -> None:
     assert {many[dn_key(u.dn or "")] for u in users[:3]} == set(by_id.values())
 
 
-def test_stored_ids_all_or_only_some(store: Any) -> None:
+def test_stored_ids_outside_a_present_set_and_their_names(store: Any) -> None:
     corp, users = directory(store, "corp", 30)
+    other, _ = directory(store, "other", 5)
+    present = {f"corp-{i}" for i in range(30) if i not in (3, 7)} | {"new-in-the-scan"}
     with store.read() as conn:
-        every = scoped.stored_external_ids(conn, "user", corp)
-        some = scoped.stored_external_ids(conn, "user", corp, ["corp-3", "corp-7", "gone"])
-    assert len(every) == 30 and every["corp-3"][1] == "corp-u3"
-    assert some == {"corp-3": every["corp-3"], "corp-7": every["corp-7"]}
+        outside = scoped.external_ids_outside(conn, "user", corp, present)
+        some = scoped.stored_external_ids(conn, "user", corp, [*outside, "gone"])
+        ids = scoped.ids_by_external(conn, "user", corp, ["corp-3"])
+    assert outside == {"corp-3", "corp-7"}  # not the other directory's, not unknown ids
+    assert some == {"corp-3": (ids["corp-3"], "corp-u3"), "corp-7": (some["corp-7"][0], "corp-u7")}

@@ -25,30 +25,24 @@ from dirsync.sync.apply import ApplyCounts
 from dirsync.sync.setwise import Losses, counts_of, write_entities
 
 
-def _gone(stored: dict[str, tuple[int, str]], read: IncrementalRead,
-          present: frozenset[str] | None) -> list[tuple[int, str]]:
-    out = [stored[x] for x in read.deleted_ids if x in stored]
-    if present is not None:
-        out += [v for x, v in stored.items() if x not in present and x not in read.deleted_ids]
-    return sorted(out)
-
-
 def apply_incremental(conn: Connection, directory_id: int, read: IncrementalRead,
                       snapshot: Snapshot, guard: Callable[[Losses], None],
                       journal_limit: int) -> ApplyCounts:
     """`snapshot` holds the read's changed users and groups after name settlement (entities
     whose names another directory owns are left out)."""
     present = {"user": read.present_user_ids, "group": read.present_group_ids}
-    # Every stored id is needed only to compare with a scan's present set; the accesslog
-    # names what is gone.
-    stored = {kind: scoped.stored_external_ids(
-        conn, kind, directory_id, None if present[kind] is not None else read.deleted_ids)
-        for kind in ("user", "group")}
+    # (id, name) of every stored entity that is gone: named by the accesslog, or missing from
+    # a scan's present set.
+    gone: dict[str, list[tuple[int, str]]] = {}
+    for kind, found in present.items():
+        ids = set(read.deleted_ids)
+        if found is not None:
+            ids |= scoped.external_ids_outside(conn, kind, directory_id, found)
+        gone[kind] = sorted(scoped.stored_external_ids(conn, kind, directory_id, ids).values())
     with stage.sync_cache(conn):
         try:
-            done = write_entities(
-                conn, directory_id, snapshot,
-                lambda _c, kind: _gone(stored[kind.name], read, present[kind.name]), guard)
+            done = write_entities(conn, directory_id, snapshot,
+                                  lambda _c, kind: gone[kind.name], guard)
         finally:
             stage.drop(conn)
     batch = done.batch
