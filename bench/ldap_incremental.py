@@ -554,6 +554,7 @@ def child_main(job: dict[str, Any]) -> int:
             searches=d.searches, entries_read=d.entries_read, log_records=d.log_records,
             parent_lookups=d.parent_lookups, listings=d.listings, why_scan=d.why_scan,
             member_deltas=getattr(d, "member_deltas", 0), member_lists=getattr(d, "member_lists", 0),
+            member_checks=getattr(d, "member_checks", 0),
             logged_values=sum(len(r.dn_keys) + len(r.name_keys)
                               for delta in getattr(read, "member_deltas", {}).values()
                               for r in (delta.added, delta.removed)),
@@ -731,7 +732,8 @@ def describe(run: ls.StepRun) -> list[str]:
         if r.get("member_deltas") or r.get("member_lists"):
             lines.append(
                 f"      member lists: {r.get('member_deltas')} changed by logged values "
-                f"({r.get('logged_values'):,} values), {r.get('member_lists')} read whole")
+                f"({r.get('logged_values'):,} values, {r.get('member_checks')} checked), "
+                f"{r.get('member_lists')} read whole")
     if c:
         lines.append("      applied: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
     return lines

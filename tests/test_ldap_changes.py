@@ -573,8 +573,19 @@ def test_member_values_come_from_the_log(ldap_tree: LdapTree,
     assert set(changes.member_deltas) == {everyone_id}
     assert set(changes.group_members) == {few_id}
     assert changes.diagnostics.entries_read < 10
-    assert "1 member lists changed by logged values, 1 read whole" in (
+    assert "1 member lists changed by logged values (0 values checked), 1 read whole" in (
         changes.diagnostics.summary())
+
+    # A value removed and added again in the window: the server says where it stands.
+    for change in ("delete", "add"):
+        server.modify(f"dn: {everyone}\nchangetype: modify\n{change}: member\n"
+                      f"member: {people[7]}\n")
+    token = changes.next_token
+    changes = read_changes(config, token, settle_seconds=0, held_groups=mirror.held)
+    mirror.apply(changes)
+    assert mirror.view() == full_view(config)
+    assert set(changes.member_deltas) == {everyone_id}
+    assert changes.diagnostics.member_checks == 1
 
     # A group the mirror does not hold (it came into the scope some other way) is read whole.
     server.modify(f"dn: {everyone}\nchangetype: modify\nadd: member\nmember: {people[31]}\n")

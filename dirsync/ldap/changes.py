@@ -57,10 +57,12 @@ methods, with the method's own "changed" filter:
    (`group_members`) whose members name it, and `listed_by[its id]`.**
 5. **Member lists from the log** (OpenLDAP with a usable accesslog): a changed group is first
    read without its member attribute. When the log's records of it in the window only add
-   and delete single member values, each value once (`delta.member_delta`), and the mirror
-   already holds the group (`held_groups`), those values are the change: an "everyone" group
-   gaining one member costs one value, not a re-read of 100,000. Any other changed group has
-   its member list read whole by its id.
+   and delete single member values (`delta.member_delta`) and the mirror already holds the
+   group (`held_groups`), those values are the change: an "everyone" group gaining one
+   member costs one value, not a re-read of 100,000. A value written more than once in the
+   window is looked up in the group (one search each), since the log's order of the writes
+   need not be the order they took effect in. Any other changed group (new, its values
+   replaced, or not held) has its member list read whole by its id.
 6. **Deletions**, from one of two sources (`IncrementalRead.deletions` says which; 389 DS and
    AD always scan):
    * `accesslog` — when an OpenLDAP accesslog database is visible to the bind account, reaches
@@ -185,6 +187,7 @@ class ChangeDiagnostics:
     listings: int = 0  # (changed entry, unchanged group listing it) pairs found
     member_deltas: int = 0  # changed groups whose member changes came from the accesslog
     member_lists: int = 0  # changed groups whose member list was read whole
+    member_checks: int = 0  # searches for a value written more than once in the window
     skipped: list[Skipped] = field(default_factory=list)  # changed entries that do not map
 
     def summary(self) -> str:
@@ -197,8 +200,9 @@ class ChangeDiagnostics:
         if self.listings:
             parts.append(f"{self.listings} memberships in unchanged groups")
         if self.member_deltas:
-            parts.append(f"{self.member_deltas} member lists changed by logged values, "
-                         f"{self.member_lists} read whole")
+            parts.append(f"{self.member_deltas} member lists changed by logged values "
+                         f"({self.member_checks} values checked), {self.member_lists} read "
+                         "whole")
         if self.skipped:
             parts.append(f"{len(self.skipped)} changed entries not usable")
         if self.why_scan:
@@ -661,7 +665,7 @@ class _Reader:
                 delta = (member_delta(by_id.get(group_id, ()), self.config.membership)
                          if group_id in held else None)
                 if delta is not None:
-                    self.deltas[group_id] = delta
+                    self.deltas[group_id] = self.settle_unsure(group_id, delta)
             self.d.member_deltas = len(self.deltas)
         whole = [i for i in pending if i not in self.deltas]
         self.d.member_lists = len(whole)
@@ -686,6 +690,25 @@ class _Reader:
         for group_id in set(whole) - read:
             del groups.entities[group_id]
             groups.skipped_ids.add(group_id)
+
+    def settle_unsure(self, group_id: str, delta: MemberDelta) -> MemberDelta:
+        """Asks the server whether each value the log cannot settle is listed now: one
+        search for the group with that value, instead of its whole member list."""
+        if not delta.unsure:
+            return delta
+        membership = self.config.membership
+        listed: set[str] = set()
+        for key, value in delta.unsure:
+            has = (matches_with(membership, "caseIgnoreIA5Match", value)
+                   if membership == MEMBER_UID else equality(membership, value))
+            self.d.member_checks += 1
+            for _ in self.search(self.config.group_base_dn,
+                                 all_of(self.group_filter,
+                                        equality(self.config.attributes.unique_id, group_id),
+                                        has),
+                                 [NO_ATTRIBUTES], "a logged member value", PHASE_CHANGES):
+                listed.add(key)
+        return delta.settled(listed, membership)
 
     def read_entries(self, kind: str, base: str, search_filter: str, found: _Found, what: str,
                      by_csn: bool, with_members: bool = True

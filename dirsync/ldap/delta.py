@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Collection, Iterable, Iterator, Mapping, Sequence
 
 from dirsync.dn import escape_rdn_value, parse_dn
 from dirsync.ldap.filters import any_of
@@ -150,10 +150,20 @@ def parse_log_record(values: Mapping[str, Sequence[bytes]], dn: str,
 class MemberDelta:
     """What a group's logged writes did to its member values: the keys now listed that a
     write added, and those now absent that a write removed (as MemberRefs, keyed like the
-    full read)."""
+    full read). `unsure` holds the values written more than once in the window, as
+    (key, value as logged): the log cannot tell which write came last, the server can
+    (`settled`)."""
 
     added: MemberRefs
     removed: MemberRefs
+    unsure: tuple[tuple[str, str], ...] = ()
+
+    def settled(self, listed: Collection[str], membership: str) -> MemberDelta:
+        """The delta once each unsure key is known to be listed now (`listed`) or not."""
+        now = {k for k, _ in self.unsure if k in listed}
+        gone = {k for k, _ in self.unsure} - now
+        return _delta(_keys(self.added, membership) | now,
+                      _keys(self.removed, membership) | gone, membership)
 
 
 def member_delta(records: Sequence[LogRecord], membership: str) -> MemberDelta | None:
@@ -161,17 +171,19 @@ def member_delta(records: Sequence[LogRecord], membership: str) -> MemberDelta |
     removed, or None when the group's member list must be read whole instead. `membership` is
     the group attribute holding them (member, uniqueMember or memberUid).
 
-    None unless every record is a modify that adds or deletes single values of it
-    (a replace, a delete of the whole attribute, an add of the group, a rename: read it), and
-    unless every value key is written by one record only. The window reaches back past the
-    last sync, so it holds writes already applied; re-applying one is harmless, but the log's
-    order of two writes to the same value is not their commit order (CSNs are taken when an
-    operation starts), so which of them came last cannot be told from the log."""
+    None when a record adds the group, replaces its member values or deletes them all: then
+    the log does not hold the list. Renames leave the values alone. A value written by one
+    record is listed or not as that record left it; the window reaches back past the last
+    sync, so it holds writes already applied, and applying one again changes nothing. A value
+    written by several records is `unsure`: CSNs are taken when an operation starts, so the
+    log's order of two writes to one value need not be the order they took effect in."""
     prefix = membership.lower().encode("ascii") + b":"
-    added: set[str] = set()
-    removed: set[str] = set()
-    seen: set[str] = set()
+    last: dict[str, bool] = {}  # key -> listed after the last record writing it
+    logged: dict[str, str] = {}  # key -> the value as a record wrote it
+    unsure: set[str] = set()
     for record in records:
+        if record.kind == MODRDN:
+            continue
         if record.kind != MODIFY:
             return None
         mine: dict[str, bool] = {}  # key -> listed after this record
@@ -181,27 +193,43 @@ def member_delta(records: Sequence[LogRecord], membership: str) -> MemberDelta |
             op, value = line[len(prefix):len(prefix) + 1], line[len(prefix) + 2:]
             if op not in (b"+", b"-") or not value:
                 return None  # replace, increment, or the whole attribute deleted
-            key = _member_key(value, membership)
-            if key is None:
+            text = _decode(value)
+            key = None if text is None else _member_key(text, membership)
+            if text is None or key is None:
                 continue  # a value the full read cannot use either
-            if key in seen:
-                return None
             mine[key] = op == b"+"
+            logged[key] = text
         for key, listed in mine.items():
-            seen.add(key)
-            (added if listed else removed).add(key)
+            if key in last:
+                unsure.add(key)
+            last[key] = listed
+    added = {k for k, listed in last.items() if listed and k not in unsure}
+    removed = {k for k, listed in last.items() if not listed and k not in unsure}
+    return _delta(added, removed, membership,
+                  tuple(sorted((k, logged[k]) for k in unsure)))
+
+
+def _delta(added: set[str], removed: set[str], membership: str,
+           unsure: tuple[tuple[str, str], ...] = ()) -> MemberDelta:
     if membership == MEMBER_UID:
         return MemberDelta(MemberRefs(name_keys=frozenset(added)),
-                           MemberRefs(name_keys=frozenset(removed)))
+                           MemberRefs(name_keys=frozenset(removed)), unsure)
     return MemberDelta(MemberRefs(dn_keys=frozenset(added)),
-                       MemberRefs(dn_keys=frozenset(removed)))
+                       MemberRefs(dn_keys=frozenset(removed)), unsure)
 
 
-def _member_key(value: bytes, membership: str) -> str | None:
+def _keys(refs: MemberRefs, membership: str) -> set[str]:
+    return set(refs.name_keys if membership == MEMBER_UID else refs.dn_keys)
+
+
+def _decode(value: bytes) -> str | None:
     try:
-        text = value.decode("utf-8")
+        return value.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _member_key(text: str, membership: str) -> str | None:
     if membership == MEMBER_UID:
         return member_name_key(text) or None
     return member_dn_key(text, membership)
