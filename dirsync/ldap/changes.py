@@ -58,7 +58,7 @@ methods, with the method's own "changed" filter:
 5. **Member lists from the log** (OpenLDAP with a usable accesslog): a changed group is first
    read without its member attribute. When the log's records of it in the window only add
    and delete single member values (`delta.member_delta`) and the mirror already holds the
-   group (`held_groups`), those values are the change: an "everyone" group gaining one
+   group (`held`), those values are the change: an "everyone" group gaining one
    member costs one value, not a re-read of 100,000. A value written more than once in the
    window is looked up in the group (one search each), since the log's order of the writes
    need not be the order they took effect in. Any other changed group (new, its values
@@ -91,6 +91,8 @@ from dirsync.dn import dn_key
 from dirsync.ldap.config import DEFAULT_SETTLE_SECONDS, DirectoryConfig
 from dirsync.ldap.connection import Connection, bound, connected_url
 from dirsync.ldap.delta import (
+    ADD,
+    MODRDN,
     LogRecord,
     LogVerdict,
     MemberDelta,
@@ -138,6 +140,7 @@ from dirsync.ldap.watermark import (
     unsupported_token,
 )
 from dirsync.model import Group, User
+from dirsync.names import name_key
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +163,10 @@ DELETION_CHOICES = ("auto", DELETIONS_PRESENT)
 # progress(phase, entries_read): "changes" while changed entries are read, "deletions" during
 # the deletion check; called when a phase starts and after every page.
 Progress = Callable[[str, int], None]
-# held_groups(ids): which of these group ids the mirror holds, with their memberships as of
-# the token (asked while the caller holds the directory's sync lock).
-HeldGroups = Callable[[Collection[str]], Collection[str]]
+# held(kind, ids): of these user or group ids, those the mirror holds, with the dn_key and
+# name key it holds them under (asked while the caller holds the directory's sync lock, so
+# the mirror is as the token's sync left it).
+Held = Callable[[str, Collection[str]], Mapping[str, tuple[str | None, str]]]
 PHASE_CHANGES = "changes"
 PHASE_DELETIONS = "deletions"
 
@@ -184,6 +188,7 @@ class ChangeDiagnostics:
     log_records: int = 0
     subtrees_reread: list[str] = field(default_factory=list)  # moved / renamed containers
     parent_lookups: int = 0  # searches for the unchanged groups listing a changed entry
+    parents_kept: int = 0  # changed entries whose groups needed no lookup (accesslog)
     listings: int = 0  # (changed entry, unchanged group listing it) pairs found
     member_deltas: int = 0  # changed groups whose member changes came from the accesslog
     member_lists: int = 0  # changed groups whose member list was read whole
@@ -197,6 +202,8 @@ class ChangeDiagnostics:
             parts.append(f"{self.log_records} accesslog records")
         if self.subtrees_reread:
             parts.append(f"{len(self.subtrees_reread)} moved subtrees read again")
+        if self.parents_kept:
+            parts.append(f"{self.parents_kept} changed entries kept their groups")
         if self.listings:
             parts.append(f"{self.listings} memberships in unchanged groups")
         if self.member_deltas:
@@ -226,18 +233,21 @@ class IncrementalRead:
        group's `dn_key(dn)`, `name_keys` (memberUid) against the users' name keys. Keys that
        name nothing are members outside the scope, as in the full read; a group naming itself
        is ignored.
-    4. For every changed user and group, its memberships in groups not in `group_members`
-       are exactly `listed_by.get(its id, ())`: remove the others, add these (ids the mirror
-       does not hold are groups a full read leaves out: ignore them).
+    4. For every changed user and group not in `parents_kept`, its memberships in groups not
+       in `group_members` are exactly `listed_by.get(its id, ())`: remove the others, add
+       these (ids the mirror does not hold are groups a full read leaves out: ignore them).
+       Those in `parents_kept` (the mirror holds them under the same DN, see
+       `_Reader.parents_kept`) keep the memberships the mirror holds, but for steps 3 and 5.
     5. For every group in `member_deltas` (changed groups the mirror holds whose member list
        was not read), resolve `added` and `removed` as in step 3; for each member so named
-       that is *not* a changed user or group (those are step 4's), add or remove the
+       that is not one of step 4's (unchanged, or in `parents_kept`), add or remove the
        membership.
 
     Every other membership (an unchanged group and an unchanged member) stays as it is.
     Invariants: no id is both changed and in `deleted_ids`; the present sets contain every
-    changed id; `listed_by` names no group of `group_members`; every key of `member_deltas`
-    is a changed group and none is in `group_members`. Name clashes between a changed entry
+    changed id; `listed_by` names no group of `group_members` and no entry of
+    `parents_kept`; every key of `member_deltas` is a changed group and none is in
+    `group_members`; `parents_kept` names only changed entries. Name clashes between a changed entry
     and an unchanged one (two entries with the same username) are the mirror's to settle,
     with the full read's rule (members.py).
     """
@@ -250,6 +260,7 @@ class IncrementalRead:
     group_members: dict[str, MemberRefs]  # changed group id -> its direct members
     member_deltas: dict[str, MemberDelta]  # changed group id -> member values added, removed
     listed_by: dict[str, frozenset[str]]  # changed entry id -> unchanged groups listing it
+    parents_kept: frozenset[str]  # changed entry ids whose groups were not looked up
     deleted_ids: frozenset[str]
     present_user_ids: frozenset[str] | None
     present_group_ids: frozenset[str] | None
@@ -320,15 +331,16 @@ def initial_token(config: DirectoryConfig, *, settle_seconds: float | None = Non
 def read_changes(config: DirectoryConfig, token: str, progress: Progress | None = None, *,
                  deletions: str = "auto",
                  settle_seconds: float | None = None,
-                 held_groups: HeldGroups | None = None) -> IncrementalRead:
+                 held: Held | None = None) -> IncrementalRead:
     """Everything that changed in `config`'s directory since `token` (see IncrementalRead).
 
     Raises FullSyncRequired when the changes cannot be read correctly from this token, and an
     LdapError when the directory cannot be read (nothing partial is ever returned).
     `deletions="present-scan"` skips the accesslog and scans the ids (benchmarks, tests);
     389 DS and Active Directory always scan. `settle_seconds` (OpenLDAP only) defaults to the
-    directory's `settle_seconds` setting. Without `held_groups` every changed group's member
-    list is read whole (step 5 of the module docstring is skipped)."""
+    directory's `settle_seconds` setting. Without `held` every changed group's member list is
+    read whole and every changed entry's groups are looked up (steps 4 and 5 of the module
+    docstring in full)."""
     if deletions not in DELETION_CHOICES:
         raise ValueError(f"deletions must be one of {DELETION_CHOICES}, not {deletions!r}")
     settle = config.settle_seconds if settle_seconds is None else settle_seconds
@@ -364,16 +376,16 @@ def read_changes(config: DirectoryConfig, token: str, progress: Progress | None 
         next_token = format_token(window.next_token)
         if window.nothing_to_read:
             return IncrementalRead(
-                config.name, method, DELETIONS_NONE, [], [], {}, {}, {}, frozenset(),
+                config.name, method, DELETIONS_NONE, [], [], {}, {}, {}, frozenset(), frozenset(),
                 None, None, next_token, diagnostics, started_at, time.monotonic() - clock)
-        reader = _Reader(conn, config, progress, diagnostics, held_groups)
+        reader = _Reader(conn, config, progress, diagnostics, held)
         result = reader.read(window, deletions)
     seconds = time.monotonic() - clock
     read = IncrementalRead(
         directory=config.name, method=method, deletions=diagnostics.deletions,
         changed_users=result.users, changed_groups=result.groups,
         group_members=result.members, member_deltas=result.deltas,
-        listed_by=result.listed_by, deleted_ids=result.deleted,
+        listed_by=result.listed_by, parents_kept=result.kept, deleted_ids=result.deleted,
         present_user_ids=result.present_users, present_group_ids=result.present_groups,
         next_token=next_token, diagnostics=diagnostics, started_at=started_at, seconds=seconds)
     log.info("directory %r: incremental read in %.2f s: %d users and %d groups changed, %d "
@@ -526,6 +538,7 @@ class _Result:
     members: dict[str, MemberRefs]
     deltas: dict[str, MemberDelta]
     listed_by: dict[str, frozenset[str]]
+    kept: frozenset[str]
     deleted: frozenset[str]
     present_users: frozenset[str] | None
     present_groups: frozenset[str] | None
@@ -542,7 +555,7 @@ class _Found:
 
 class _Reader:
     def __init__(self, conn: Connection, config: DirectoryConfig, progress: Progress | None,
-                 diagnostics: ChangeDiagnostics, held_groups: HeldGroups | None = None) -> None:
+                 diagnostics: ChangeDiagnostics, held: Held | None = None) -> None:
         self.conn = conn
         self.config = config
         self.mapper = EntryMapper(config)
@@ -554,8 +567,10 @@ class _Reader:
         self.group_base = dn_key(config.group_base_dn)
         self.members: dict[str, MemberRefs] = {}
         self.deltas: dict[str, MemberDelta] = {}
-        self.held_groups = held_groups
+        self.held = held
         self.records: list[LogRecord] = []  # the accesslog window, once read
+        self.kept: frozenset[str] = frozenset()
+        self.moved_below: set[str] = set()  # entries read again below a moved container
         self.listed_by: dict[str, frozenset[str]] = {}
         method = diagnostics.method
         # entryCSN is kept per changed entry for the accesslog check (OpenLDAP only).
@@ -588,7 +603,7 @@ class _Reader:
         current, lower = window.csn_current, window.csn_lower
         use_log = deletions == "auto" and current is not None and lower is not None
         # Member lists wait for the log's verdict (step 5) when it may make them unnecessary.
-        later = (use_log and self.held_groups is not None
+        later = (use_log and self.held is not None
                  and config.membership in (MEMBER, UNIQUE_MEMBER, MEMBER_UID)
                  and self.mapper.unique_id == "entryuuid")
         if window.group_changed:
@@ -616,7 +631,8 @@ class _Reader:
         if later:
             self.complete_members(groups, verdict)
 
-        self.find_parents(users, groups)
+        self.kept = self.parents_kept(users, groups, verdict) if later else frozenset()
+        self.find_parents(_without(users, self.kept), _without(groups, self.kept))
 
         if verdict is not None and verdict.usable:
             self.d.deletions = DELETIONS_ACCESSLOG
@@ -634,23 +650,27 @@ class _Reader:
         deltas = {group_id: delta for group_id, delta in self.deltas.items()
                   if group_id not in gone}
         return _Result(_users(users), _groups(groups), self.members, deltas, listed_by,
-                       frozenset(gone), present_users, present_groups)
+                       self.kept - gone, frozenset(gone), present_users, present_groups)
 
     # -- changed entries -------------------------------------------------------------------
     def read_users(self, base: str, search_filter: str, found: _Found, what: str,
-                   by_csn: bool) -> None:
-        for _ in self.read_entries("user", base, search_filter, found, what, by_csn):
-            pass
+                   by_csn: bool) -> set[str]:
+        """Changed users; their ids."""
+        return {user.external_id or "" for user, _ in
+                self.read_entries("user", base, search_filter, found, what, by_csn)}
 
     def read_groups(self, base: str, search_filter: str, found: _Found, what: str,
-                    by_csn: bool, *, with_members: bool = True) -> None:
+                    by_csn: bool, *, with_members: bool = True) -> set[str]:
         """Changed groups, with their member lists unless `with_members` is false (then
-        `complete_members` must follow)."""
+        `complete_members` must follow); their ids."""
+        ids: set[str] = set()
         for group, values in self.read_entries("group", base, search_filter, found, what,
                                                by_csn, with_members):
+            ids.add(group.external_id or "")
             if with_members:
                 self.members[group.external_id or ""] = member_refs(
                     self.mapper.members(values), self.config.membership)
+        return ids
 
     def complete_members(self, groups: _Found, verdict: LogVerdict | None) -> None:
         """Step 5: each changed group read without its member list gets its member changes
@@ -660,7 +680,7 @@ class _Reader:
             by_id: dict[str, list[LogRecord]] = {}
             for record in self.records:
                 by_id.setdefault(record.entry_id, []).append(record)
-            held = set(self.held_groups(pending)) if self.held_groups else set()
+            held = self.held("group", pending) if self.held else {}
             for group_id in pending:
                 delta = (member_delta(by_id.get(group_id, ()), self.config.membership)
                          if group_id in held else None)
@@ -774,12 +794,43 @@ class _Reader:
             dn = keys[key]
             self.d.subtrees_reread.append(dn)
             if is_users:
-                self.read_users(dn, self.user_filter, found, "users below a moved entry", False)
+                self.moved_below |= self.read_users(dn, self.user_filter, found,
+                                                    "users below a moved entry", False)
             else:
-                self.read_groups(dn, self.group_filter, found, "groups below a moved entry",
-                                 False)
+                self.moved_below |= self.read_groups(dn, self.group_filter, found,
+                                                     "groups below a moved entry", False)
 
     # -- groups listing changed entries ----------------------------------------------------
+    def parents_kept(self, users: _Found, groups: _Found,
+                     verdict: LogVerdict | None) -> frozenset[str]:
+        """The changed entries whose groups need no lookup: with a usable log, those the
+        mirror holds under the same DN (memberUid: the same username) that no record in the
+        window adds or renames, and that lie below no container renamed in the window.
+        Values naming them change only by logged writes to the groups, which steps 3 and 5
+        apply. refint's silent rewrites follow renames (of the entry or a container above
+        it) and may finish after a first lookup, which the settle window repeats; an entry
+        added may take a DN that groups listed before it existed."""
+        if verdict is None or not verdict.usable or self.held is None:
+            return frozenset()
+        fresh = {r.entry_id for r in self.records if r.kind in (ADD, MODRDN)}
+        fresh |= self.moved_below
+        by_name = self.config.membership == MEMBER_UID
+        kept: set[str] = set()
+        for kind, found in (("user", users), ("group", groups)):
+            stored = self.held(kind, list(found.entities))
+            for entity_id, entity in found.entities.items():
+                if entity_id not in stored or entity_id in fresh:
+                    continue
+                dn, name = stored[entity_id]
+                if by_name:
+                    same = kind == "group" or name == name_key(entity.name)
+                else:
+                    same = entity.dn is not None and dn == dn_key(entity.dn)
+                if same:
+                    kept.add(entity_id)
+        self.d.parents_kept = len(kept)
+        return frozenset(kept)
+
     def find_parents(self, users: _Found, groups: _Found) -> None:
         """For each changed entry, the unchanged groups in scope whose member attribute names
         it. One search per entry, returning ids only: which value matched is what we need,
@@ -973,6 +1024,10 @@ class _Reader:
             except Skip:
                 continue  # no id: not in the mirror, so nothing to keep
         return ids
+
+
+def _without(found: _Found, ids: frozenset[str]) -> _Found:
+    return _Found({i: e for i, e in found.entities.items() if i not in ids})
 
 
 def _users(found: _Found) -> list[User]:

@@ -57,10 +57,21 @@ def user_ids_by_name_key(conn: Connection, directory_id: int, keys: Iterable[str
     return _lookup(conn, users, "name_key", directory_id, keys)
 
 
-def held_groups(conn: Connection, directory: str, external_ids: Iterable[str]) -> set[str]:
-    """Which of these external ids are groups the named directory holds."""
+def held_entries(conn: Connection, directory: str, kind: str,
+                 external_ids: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+    """external id -> (dn_key, name_key) of those of these users or groups the named directory
+    holds."""
     row = conn.execute(select(directories.c.id).where(directories.c.name == directory)).first()
-    return set() if row is None else set(ids_by_external(conn, "group", row.id, external_ids))
+    if row is None:
+        return {}
+    table = _entities(kind)
+    query = select(table.c.external_id, table.c.dn_key, table.c.name_key).where(
+        table.c.directory_id == row.id)
+    out: dict[str, tuple[str | None, str]] = {}
+    for chunk in _chunks(sorted(set(external_ids))):
+        out.update((e, (d, n)) for e, d, n in conn.execute(
+            query.where(table.c.external_id.in_(chunk))))
+    return out
 
 
 def stored_external_ids(conn: Connection, kind: str, directory_id: int,

@@ -65,8 +65,10 @@ def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
     group_id = scoped.ids_by_external(conn, "group", directory_id,
                                       kept_groups | {g for ids in read.listed_by.values() for g in ids})
     changed_groups = {group_id[x] for x in read.group_members if x in kept_groups and x in group_id}
-    changed_users = {user_id[x] for x in kept_users if x in user_id}
-    changed_children = {group_id[x] for x in kept_groups if x in group_id}
+    # Changed entries whose groups were looked up (step 4); the others keep theirs.
+    same = read.parents_kept
+    changed_users = {user_id[x] for x in kept_users if x in user_id and x not in same}
+    changed_children = {group_id[x] for x in kept_groups if x in group_id and x not in same}
 
     refs = {group_id[x]: r for x, r in read.group_members.items() if x in kept_groups and x in group_id}
     deltas = {group_id[x]: d for x, d in read.member_deltas.items()
@@ -89,8 +91,7 @@ def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
             wanted["user"] |= {(p, user_id[external]) for p in ids}
         if external in group_id and external in kept_groups:
             wanted["group"] |= {(p, group_id[external]) for p in ids if p != group_id[external]}
-    # Logged member values: only for members that did not change themselves (step 4 decided
-    # those, from the groups listing them now).
+    # Logged member values: not for the members step 4 decided from the groups listing them.
     logged: dict[str, dict[bool, set[tuple[int, int]]]] = {
         "user": {True: set(), False: set()}, "group": {True: set(), False: set()}}
     for parent, delta in deltas.items():

@@ -195,10 +195,10 @@ class _Job:
         if not self.allow_mass_delete:
             _guard(losses, self.config)
 
-    def _held_groups(self, external_ids: Collection[str]) -> set[str]:
+    def _held(self, kind: str, external_ids: Collection[str]) -> dict[str, tuple[str | None, str]]:
         # Under the directory lock: the store holds what the token's sync left.
         with self.store.read() as conn:
-            return scoped.held_groups(conn, self.config.name, external_ids)
+            return scoped.held_entries(conn, self.config.name, kind, external_ids)
 
     def _failed(self, mode: str, started: object, status: str, error: str,
                 notes: list[str] | None = None) -> SyncResult:
@@ -266,7 +266,7 @@ class _Job:
         config, started = self.config, utcnow()
         try:
             read = read_changes(config, token, self.progress, settle_seconds=self.settle_seconds,
-                                held_groups=self._held_groups)
+                                held=self._held)
         except FullSyncRequired as exc:
             self.fallback_reason = exc.reason
             log.info("directory %r: %s", config.name, exc)
