@@ -750,10 +750,14 @@ def test_without_accesslog_deletions_come_from_the_scan(syncprov_slapd: SlapdSer
     token = initial_token(config, settle_seconds=0)
     mirror = Mirror.of(read_directory(config).snapshot)
     syncprov_slapd.delete(f"uid=bob,ou=people,{SUFFIX}")
+    syncprov_slapd.modify(f"dn: cn=staff,ou=groups,{SUFFIX}\nchangetype: modify\n"
+                          "replace: description\ndescription: changed\n")
     time.sleep(0.05)
-    changes = read_changes(config, token, settle_seconds=0)
+    changes = read_changes(config, token, settle_seconds=0, held=mirror.held)
     assert changes.deletions == DELETIONS_PRESENT
     assert "no accesslog" in changes.diagnostics.why_scan
+    # With no log in sight the changed groups come with their member lists, in one search.
+    assert changes.group_members and changes.diagnostics.member_lists == 0
     mirror.apply(changes)
     assert mirror.view() == full_view(config)
 

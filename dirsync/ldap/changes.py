@@ -569,6 +569,7 @@ class _Reader:
         self.deltas: dict[str, MemberDelta] = {}
         self.held = held
         self.records: list[LogRecord] = []  # the accesslog window, once read
+        self.located: tuple[str, list[str]] | str | None = None  # find_log's answer, once asked
         self.kept: frozenset[str] = frozenset()
         self.moved_below: set[str] = set()  # entries read again below a moved container
         self.listed_by: dict[str, frozenset[str]] = {}
@@ -605,7 +606,8 @@ class _Reader:
         # Member lists wait for the log's verdict (step 5) when it may make them unnecessary.
         later = (use_log and self.held is not None
                  and config.membership in (MEMBER, UNIQUE_MEMBER, MEMBER_UID)
-                 and self.mapper.unique_id == "entryuuid")
+                 and self.mapper.unique_id == "entryuuid"
+                 and current is not None and self.log_visible(current))
         if window.group_changed:
             self.read_groups(config.group_base_dn, all_of(self.group_filter,
                              window.group_changed), groups, "changed groups", True,
@@ -876,7 +878,7 @@ class _Reader:
         mark = lower[key]
         assert mark is not None
         try:
-            found = self.find_log(key)
+            found = self.located if self.located is not None else self.find_log(key)
             if isinstance(found, str):
                 self.d.why_scan = found
                 return None
@@ -932,6 +934,18 @@ class _Reader:
                 return record
             records.append(record)
         return records
+
+    def log_visible(self, current: Mapping[str, tuple[str, Mapping[str, str]]]) -> bool:
+        """Whether an accesslog database is visible at all; asked before the changed groups
+        are read (no log: their member lists come with them), and kept for `read_log`."""
+        if len(current) != 1:
+            return False
+        [key] = current
+        try:
+            self.located = self.find_log(key)
+        except (IncompleteRead, BaseDnMissing, DirectoryOperationFailed) as exc:
+            self.located = f"the accesslog could not be read: {exc.reason}"
+        return not isinstance(self.located, str)
 
     def find_log(self, suffix_key: str) -> tuple[str, list[str]] | str:
         """The accesslog database's suffix and minCSN values, or why there is none to use."""
