@@ -13,6 +13,7 @@ half-understand is a membership we would silently get wrong.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from dirsync.names import name_key
@@ -78,6 +79,10 @@ def dn_key(text: str) -> str:
     return _slow_dn_key(text)
 
 
+# DNs with escapes (a comma or an accent in a name) take the parser, about 0.1 ms each, and an
+# incremental round may read the same large member lists again (4,700 such values in the
+# benchmark's three largest groups). Bounded: at most a few MB.
+@functools.lru_cache(maxsize=1 << 14)
 def _slow_dn_key(text: str) -> str:
     rdns = []
     for rdn in _Parser(text).dn():
