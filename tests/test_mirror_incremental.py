@@ -11,6 +11,7 @@ and all, through `sync_directory` as the scheduler runs it.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,56 @@ def test_incremental_syncs_equal_full_syncs(seed: int, settle: float | None, sto
         finally:
             fresh.dispose()
     assert modes.count("incremental") >= ROUNDS - 1, modes
+
+
+@pytest.mark.parametrize("membership", ["memberUid", "uniqueMember", "member"])
+def test_member_lists_values_and_renames_of_each_membership_type(
+        membership: str, store: Store, ldap_tree: Any, directory_config: Any,
+        tmp_path: Path) -> None:
+    tree, server = ldap_tree, ldap_tree.server
+    config = directory_config(user_base_dn=tree.people, group_base_dn=tree.groups,
+                              membership=membership, settle_seconds=0, full_sync_every=1000)
+    people = {uid: tree.add_user(uid) for uid in ("ann", "ben", "cat", "dan", "eve")}
+    attribute, kind = {"memberUid": ("memberUid", "posixGroup"),
+                       "uniqueMember": ("uniqueMember", "groupOfUniqueNames"),
+                       "member": ("member", "groupOfNames")}[membership]
+
+    def value(uid: str) -> str:
+        return uid.upper() if membership == "memberUid" else people[uid]
+
+    extra = "gidNumber: 5000\n" if membership == "memberUid" else ""
+    groups = {}
+    for cn, members in (("all", ["ann", "ben", "cat"]), ("few", ["ann", "dan"])):
+        groups[cn] = f"cn={cn},{tree.groups}"
+        server.load_ldif(f"dn: {groups[cn]}\nobjectClass: {kind}\ncn: {cn}\n{extra}"
+                         + "".join(f"{attribute}: {value(m)}\n" for m in members))
+    if membership != "memberUid":  # nesting
+        server.modify(f"dn: {groups['all']}\nchangetype: modify\nadd: {attribute}\n"
+                      f"{attribute}: {groups['few']}\n")
+    assert sync_directory(store, config).mode == "full"
+
+    def check(what: str) -> None:
+        result = sync_directory(store, config)
+        assert result.status == "ok" and result.mode == "incremental", result.summary()
+        fresh = Store(f"sqlite:///{tmp_path}/fresh-{what}.db")
+        fresh.init_schema()
+        try:
+            assert sync_directory(fresh, config, full=True).status == "ok"
+            assert contents(store) == contents(fresh), what
+        finally:
+            fresh.dispose()
+
+    # Single values added and removed: logged values (member, uniqueMember, memberUid).
+    server.modify(f"dn: {groups['all']}\nchangetype: modify\nadd: {attribute}\n"
+                  f"{attribute}: {value('eve')}\n-\ndelete: {attribute}\n"
+                  f"{attribute}: {value('ben')}\n")
+    check("values")
+    # A replaced list is read whole and compared with what the store holds.
+    server.modify(f"dn: {groups['few']}\nchangetype: modify\nreplace: {attribute}\n"
+                  f"{attribute}: {value('cat')}\n{attribute}: {value('eve')}\n")
+    check("replaced")
+    # A renamed member: its groups are looked up (memberUid values keep naming "cat").
+    server.modrdn(people["cat"], "uid=cat2")
+    people["cat2"] = people.pop("cat").replace("uid=cat,", "uid=cat2,")
+    time.sleep(0.1)  # refint's background task
+    check("renamed")

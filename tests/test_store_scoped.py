@@ -24,12 +24,12 @@ def test_many_keys_and_few_keys_find_the_same_rows(store: Any) -> None:
     other, _ = directory(store, "other", 50)  # same DNs under another OU: must not leak in
     keys = [dn_key(u.dn or "") for u in users] + ["uid=nobody,ou=corp,dc=x"]
     with store.read() as conn:
-        many = scoped.ids_by_dn_key(conn, "user", corp, keys)  # one pass over the rows
+        many = scoped.ids_by_key(conn, "user", "dn_key", corp, keys)  # one pass over the rows
         few: dict[str, int] = {}
         for start in range(0, len(keys), 100):  # chunked IN lookups
-            few.update(scoped.ids_by_dn_key(conn, "user", corp, keys[start:start + 100]))
+            few.update(scoped.ids_by_key(conn, "user", "dn_key", corp, keys[start:start + 100]))
         assert many == few and len(many) == len(users)
-        assert scoped.ids_by_dn_key(conn, "user", other, keys[:10]) == {}
+        assert scoped.ids_by_key(conn, "user", "dn_key", other, keys[:10]) == {}
         by_id = scoped.ids_by_external(conn, "user", corp, [u.external_id for u in users[:3]])
     assert set(by_id) == {"corp-0", "corp-1", "corp-2"}
     assert {many[dn_key(u.dn or "")] for u in users[:3]} == set(by_id.values())

@@ -49,12 +49,27 @@ def ids_by_external(conn: Connection, kind: str, directory_id: int,
     return _lookup(conn, _entities(kind), "external_id", directory_id, external_ids)
 
 
-def ids_by_dn_key(conn: Connection, kind: str, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
-    return _lookup(conn, _entities(kind), "dn_key", directory_id, keys)
+def ids_by_key(conn: Connection, kind: str, column: str, directory_id: int,
+               keys: Iterable[str]) -> dict[str, int]:
+    """key -> id of the directory's users or groups whose `column` (dn_key or name_key) is one
+    of `keys`."""
+    return _lookup(conn, _entities(kind), column, directory_id, keys)
 
 
-def user_ids_by_name_key(conn: Connection, directory_id: int, keys: Iterable[str]) -> dict[str, int]:
-    return _lookup(conn, users, "name_key", directory_id, keys)
+def member_keys(conn: Connection, kind: str, column: str,
+                parents: Iterable[int]) -> dict[int, dict[str, int]]:
+    """parent id -> {member's `column` (dn_key or name_key): member id} for the members of
+    this kind the store holds for these groups. A member without a key (no DN stored) gets
+    one no read can name, so it is never taken for listed."""
+    table, parent, member = _table(kind)
+    entities = _entities(kind)
+    query = select(table.c[parent], entities.c[column], entities.c.id).join(
+        entities, entities.c.id == table.c[member])
+    out: dict[int, dict[str, int]] = {}
+    for chunk in _chunks(sorted(set(parents))):
+        for p, key, m in conn.execute(query.where(table.c[parent].in_(chunk))):
+            out.setdefault(p, {})["\0" + str(m) if key is None else key] = m
+    return out
 
 
 def held_entries(conn: Connection, directory: str, kind: str,

@@ -14,10 +14,11 @@ transaction, with journal rows, touching only what changed:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from dirsync import events as ev
 from dirsync.ldap.changes import IncrementalRead
+from dirsync.ldap.delta import MemberDelta, MemberRefs
 from dirsync.model import Snapshot
 from dirsync.store import scoped, stage
 from dirsync.store.db import Connection
@@ -57,6 +58,9 @@ def apply_incremental(conn: Connection, directory_id: int, read: IncrementalRead
                      len(removed["user"]) + len(removed["group"]))
 
 
+Pairs = set[tuple[int, int]]  # (parent group id, member id)
+
+
 def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
                  snapshot: Snapshot) -> tuple[dict[str, list], dict[str, list]]:
     kept_users = {u.external_id for u in snapshot.users}
@@ -64,53 +68,105 @@ def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
     user_id = scoped.ids_by_external(conn, "user", directory_id, kept_users)
     group_id = scoped.ids_by_external(conn, "group", directory_id,
                                       kept_groups | {g for ids in read.listed_by.values() for g in ids})
-    changed_groups = {group_id[x] for x in read.group_members if x in kept_groups and x in group_id}
-    # Changed entries whose groups were looked up (step 4); the others keep theirs.
-    same = read.parents_kept
-    changed_users = {user_id[x] for x in kept_users if x in user_id and x not in same}
-    changed_children = {group_id[x] for x in kept_groups if x in group_id and x not in same}
-
     refs = {group_id[x]: r for x, r in read.group_members.items() if x in kept_groups and x in group_id}
     deltas = {group_id[x]: d for x, d in read.member_deltas.items()
               if x in kept_groups and x in group_id}
-    every = [*refs.values(), *(r for d in deltas.values() for r in (d.added, d.removed))]
-    dn_keys = {k for r in every for k in r.dn_keys}
-    users_by_dn = scoped.ids_by_dn_key(conn, "user", directory_id, dn_keys)
-    groups_by_dn = scoped.ids_by_dn_key(conn, "group", directory_id, dn_keys)
-    users_by_name = scoped.user_ids_by_name_key(conn, directory_id,
-                                                {k for r in every for k in r.name_keys})
-    wanted: dict[str, set[tuple[int, int]]] = {"user": set(), "group": set()}
+    # Changed entries whose groups were looked up (step 4); the others keep theirs.
+    same = read.parents_kept
+    looked_up = {"user": {user_id[x] for x in kept_users if x in user_id and x not in same},
+                 "group": {group_id[x] for x in kept_groups if x in group_id and x not in same}}
+    added: dict[str, Pairs] = {"user": set(), "group": set()}
+    removed: dict[str, Pairs] = {"user": set(), "group": set()}
+    by_name = any(r.name_keys for r in refs.values()) or any(
+        d.added.name_keys or d.removed.name_keys for d in deltas.values())
+    for kind in ("user", "group"):
+        if kind == "group" and by_name:
+            continue  # memberUid names users only
+        column = "name_key" if by_name else "dn_key"
+        resolve = _resolver(conn, kind, column, directory_id, refs, deltas)
+        _member_lists(conn, kind, column, refs, resolve, added[kind], removed[kind])
+        _listings(conn, kind, read, group_id, user_id if kind == "user" else group_id,
+                  looked_up[kind], set(refs), added[kind], removed[kind])
+        _logged_values(conn, kind, deltas, resolve, looked_up[kind], added[kind],
+                       removed[kind])
+    return ({kind: sorted(pairs) for kind, pairs in added.items()},
+            {kind: sorted(pairs) for kind, pairs in removed.items()})
+
+
+def _keys(refs: MemberRefs, column: str) -> frozenset[str]:
+    return refs.name_keys if column == "name_key" else refs.dn_keys
+
+
+def _resolver(conn: Connection, kind: str, column: str, directory_id: int,
+              refs: dict[int, MemberRefs], deltas: dict[int, MemberDelta]
+              ) -> Callable[[Iterable[str]], dict[str, int]]:
+    """key -> store id of the members of this kind the read's keys name, looked up once for
+    every key step 3 does not find among a group's stored members."""
+    found: dict[str, int] = {}
+    asked: set[str] = set()
+
+    def resolve(keys: Iterable[str]) -> dict[str, int]:
+        wanted = set(keys)
+        new = wanted - asked
+        if new:
+            found.update(scoped.ids_by_key(conn, kind, column, directory_id, new))
+            asked.update(new)
+        return {k: found[k] for k in wanted if k in found}
+
+    return resolve
+
+
+def _member_lists(conn: Connection, kind: str, column: str, refs: dict[int, MemberRefs],
+                  resolve: Callable[[Iterable[str]], dict[str, int]], added: Pairs,
+                  removed: Pairs) -> None:
+    """Step 3: each group read whole, compared by key with the members the store holds (only
+    the keys that differ are resolved: an "everyone" group read again costs a comparison of
+    its keys, not a lookup of every member)."""
+    stored = scoped.member_keys(conn, kind, column, refs)
+    missing: dict[int, set[str]] = {}
     for parent, r in refs.items():
-        wanted["user"] |= {(parent, users_by_dn[k]) for k in r.dn_keys if k in users_by_dn}
-        wanted["user"] |= {(parent, users_by_name[k]) for k in r.name_keys if k in users_by_name}
-        wanted["group"] |= {(parent, groups_by_dn[k]) for k in r.dn_keys
-                            if k in groups_by_dn and groups_by_dn[k] != parent}
+        keys = _keys(r, column)
+        have = stored.get(parent, {})
+        removed.update((parent, m) for k, m in have.items() if k not in keys)
+        missing[parent] = {k for k in keys if k not in have}
+    ids = resolve(k for keys in missing.values() for k in keys)
+    for parent, keys in missing.items():
+        added.update((parent, ids[k]) for k in keys
+                     if k in ids and not (kind == "group" and ids[k] == parent))
+
+
+def _listings(conn: Connection, kind: str, read: IncrementalRead, group_id: dict[str, int],
+              member_id: dict[str, int], looked_up: set[int], rewritten: set[int],
+              added: Pairs, removed: Pairs) -> None:
+    """Step 4: the looked-up entries' memberships in groups not read whole."""
+    wanted: Pairs = set()
     for external, parents in read.listed_by.items():
-        ids = {group_id[p] for p in parents if p in group_id} - changed_groups
-        if external in user_id:
-            wanted["user"] |= {(p, user_id[external]) for p in ids}
-        if external in group_id and external in kept_groups:
-            wanted["group"] |= {(p, group_id[external]) for p in ids if p != group_id[external]}
-    # Logged member values: not for the members step 4 decided from the groups listing them.
-    logged: dict[str, dict[bool, set[tuple[int, int]]]] = {
-        "user": {True: set(), False: set()}, "group": {True: set(), False: set()}}
+        member = member_id.get(external)
+        if member is None or member not in looked_up:
+            continue
+        wanted.update((group_id[p], member) for p in parents
+                      if p in group_id and group_id[p] not in rewritten
+                      and not (kind == "group" and group_id[p] == member))
+    current = {(p, m) for p, m in scoped.current_pairs(conn, kind, (), sorted(looked_up))
+               if p not in rewritten}
+    added.update(wanted - current)
+    removed.update(current - wanted)
+
+
+def _logged_values(conn: Connection, kind: str, deltas: dict[int, MemberDelta],
+                   resolve: Callable[[Iterable[str]], dict[str, int]], looked_up: set[int],
+                   added: Pairs, removed: Pairs) -> None:
+    """Step 5: logged member values, for the members step 4 did not decide."""
+    column_keys = (lambda r: r.name_keys or r.dn_keys)
+    change: dict[bool, Pairs] = {True: set(), False: set()}
     for parent, delta in deltas.items():
         for listed, r in ((True, delta.added), (False, delta.removed)):
-            for k in r.dn_keys:
-                if k in users_by_dn and users_by_dn[k] not in changed_users:
-                    logged["user"][listed].add((parent, users_by_dn[k]))
-                child = groups_by_dn.get(k)
-                if child is not None and child != parent and child not in changed_children:
-                    logged["group"][listed].add((parent, child))
-            for k in r.name_keys:
-                if k in users_by_name and users_by_name[k] not in changed_users:
-                    logged["user"][listed].add((parent, users_by_name[k]))
-    added: dict[str, list] = {}
-    removed: dict[str, list] = {}
-    for kind, members in (("user", changed_users), ("group", changed_children)):
-        current = scoped.current_pairs(conn, kind, sorted(changed_groups), sorted(members))
-        on, off = logged[kind][True], logged[kind][False]
-        have = scoped.current_pairs(conn, kind, (), sorted({m for _, m in on | off})) & (on | off)
-        added[kind] = sorted((wanted[kind] - current) | (on - have))
-        removed[kind] = sorted((current - wanted[kind]) | (off & have))
-    return added, removed
+            ids = resolve(column_keys(r))
+            change[listed].update((parent, m) for m in ids.values()
+                                  if m not in looked_up and not (kind == "group" and m == parent))
+    on, off = change[True], change[False]
+    if not on and not off:
+        return
+    have = scoped.current_pairs(conn, kind, (), sorted({m for _, m in on | off})) & (on | off)
+    added.update(on - have)
+    removed.update(off & have)
