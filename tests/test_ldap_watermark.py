@@ -114,6 +114,11 @@ def test_tokens_round_trip() -> None:
                   ad=AdHighWater("CN=NTDS Settings,CN=DC1", str(uuid.uuid4()), 42))
     assert parse_token("corp", format_token(token)) == token
     assert parse_token("corp", unsupported_token("why")) == Token(METHOD_NONE, reason="why")
+    # Entries to look up while they settle: none known (None) is not an empty list.
+    for lookups in ({"id-1": csn(2)}, {}):
+        carrying = dataclasses.replace(token, lookups=lookups)
+        assert parse_token("corp", format_token(carrying)) == carrying
+    assert "lookups" not in format_token(token)
 
 
 @pytest.mark.parametrize(("text", "why"), [
@@ -126,6 +131,8 @@ def test_tokens_round_trip() -> None:
     ('{"v": 1, "method": "openldap-contextcsn", "config": "x"}', "damaged"),
     ('{"v": 1, "method": "openldap-contextcsn", "server": "s", "config": "c", '
      '"suffixes": [{"dn": "dc=x", "seen": {"000": "yesterday"}}]}', "damaged"),
+    ('{"v": 1, "method": "openldap-contextcsn", "server": "s", "config": "c", '
+     '"lookups": {"id": "soon"}}', "damaged"),
 ])
 def test_unusable_tokens_require_a_full_sync(text: str, why: str) -> None:
     with pytest.raises(FullSyncRequired, match=why) as info:

@@ -55,6 +55,10 @@ methods, with the method's own "changed" filter:
    cost more than the change). The resulting guarantee, which the store relies on: **the
    groups listing a changed entry are exactly the groups with a member list in the result
    (`group_members`) whose members name it, and `listed_by[its id]`.**
+   No lookup is needed for a changed entry the mirror holds under the same DN that is not
+   settling (`_Reader.parents_kept`): renamed, moved or added in the window, by the
+   accesslog's records or, without them, by the token's list of entries seen renamed or
+   new in earlier rounds (`Token.lookups`). Its memberships stay as the mirror holds them.
 5. **Member lists from the log** (OpenLDAP with a usable accesslog): a changed group is first
    read without its member attribute. When the log's records of it in the window only add
    and delete single member values (`delta.member_delta`) and the mirror already holds the
@@ -171,6 +175,9 @@ PHASE_CHANGES = "changes"
 PHASE_DELETIONS = "deletions"
 
 _NONLEAF = "(hasSubordinates=TRUE)"
+# Entries a token carries for lookups while they settle: past this, every changed entry of
+# the window is looked up (as without the list) until they leave it.
+MAX_LOOKUPS = 10_000
 _LOG_FILTER = "(&(objectClass=auditWriteObject)(reqResult=0))"
 _AUDIT_CONTAINER = "auditcontainer"
 
@@ -373,13 +380,14 @@ def read_changes(config: DirectoryConfig, token: str, progress: Progress | None 
             window = _ad_window(conn, config, parsed, diagnostics)
         else:
             window = _csn_window(conn, config, parsed, started_at, settle, diagnostics)
-        next_token = format_token(window.next_token)
         if window.nothing_to_read:
+            next_token = format_token(replace(window.next_token, lookups=parsed.lookups))
             return IncrementalRead(
                 config.name, method, DELETIONS_NONE, [], [], {}, {}, {}, frozenset(), frozenset(),
                 None, None, next_token, diagnostics, started_at, time.monotonic() - clock)
-        reader = _Reader(conn, config, progress, diagnostics, held)
+        reader = _Reader(conn, config, progress, diagnostics, held, parsed.lookups)
         result = reader.read(window, deletions)
+        next_token = format_token(replace(window.next_token, lookups=reader.next_lookups(window)))
     seconds = time.monotonic() - clock
     read = IncrementalRead(
         directory=config.name, method=method, deletions=diagnostics.deletions,
@@ -555,7 +563,8 @@ class _Found:
 
 class _Reader:
     def __init__(self, conn: Connection, config: DirectoryConfig, progress: Progress | None,
-                 diagnostics: ChangeDiagnostics, held: Held | None = None) -> None:
+                 diagnostics: ChangeDiagnostics, held: Held | None = None,
+                 lookups: Mapping[str, str] | None = None) -> None:
         self.conn = conn
         self.config = config
         self.mapper = EntryMapper(config)
@@ -568,9 +577,12 @@ class _Reader:
         self.members: dict[str, MemberRefs] = {}
         self.deltas: dict[str, MemberDelta] = {}
         self.held = held
+        self.lookups = lookups  # the token's: entries to look up while they settle
         self.records: list[LogRecord] = []  # the accesslog window, once read
         self.located: tuple[str, list[str]] | str | None = None  # find_log's answer, once asked
         self.kept: frozenset[str] = frozenset()
+        self.found: tuple[_Found, _Found] | None = None
+        self.diagnostics_method = diagnostics.method
         self.moved_below: set[str] = set()  # entries read again below a moved container
         self.listed_by: dict[str, frozenset[str]] = {}
         method = diagnostics.method
@@ -633,7 +645,9 @@ class _Reader:
         if later:
             self.complete_members(groups, verdict)
 
-        self.kept = self.parents_kept(users, groups, verdict) if later else frozenset()
+        if self.diagnostics_method == METHOD_CONTEXTCSN:
+            self.kept = self.parents_kept(users, groups, verdict)
+        self.found = (users, groups)
         self.find_parents(_without(users, self.kept), _without(groups, self.kept))
 
         if verdict is not None and verdict.usable:
@@ -803,6 +817,25 @@ class _Reader:
                                                      "groups below a moved entry", False)
 
     # -- groups listing changed entries ----------------------------------------------------
+    def next_lookups(self, window: _Window) -> dict[str, str] | None:
+        """The next token's entries to look up again (OpenLDAP): those looked up this round
+        that the mirror did not hold under their DN or that were still settling, with the CSN
+        they were first seen at, while that CSN is in the window. None (look up every
+        changed entry) when there are too many to carry, or nothing to tell them by."""
+        if self.held is None or self.found is None or window.csn_lower is None:
+            return None
+        marks = [m for m in window.csn_lower.values() if m]
+        floor = min((parse_csn(m) for m in marks), default=None)
+        out: dict[str, str] = {}
+        for found in self.found:
+            for entity_id in found.entities:
+                if entity_id in self.kept:
+                    continue
+                csn = (self.lookups or {}).get(entity_id) or found.csns.get(entity_id)
+                if csn and (floor is None or parse_csn(csn) >= floor):
+                    out[entity_id] = csn
+        return out if len(out) <= MAX_LOOKUPS else None
+
     def parents_kept(self, users: _Found, groups: _Found,
                      verdict: LogVerdict | None) -> frozenset[str]:
         """The changed entries whose groups need no lookup: with a usable log, those the
@@ -812,9 +845,14 @@ class _Reader:
         apply. refint's silent rewrites follow renames (of the entry or a container above
         it) and may finish after a first lookup, which the settle window repeats; an entry
         added may take a DN that groups listed before it existed."""
-        if verdict is None or not verdict.usable or self.held is None:
+        if self.held is None:
             return frozenset()
-        fresh = {r.entry_id for r in self.records if r.kind in (ADD, MODRDN)}
+        if verdict is not None and verdict.usable:
+            fresh = {r.entry_id for r in self.records if r.kind in (ADD, MODRDN)}
+        elif self.lookups is not None:
+            fresh = set(self.lookups)  # without a log: what earlier rounds saw renamed or new
+        else:
+            return frozenset()
         fresh |= self.moved_below
         by_name = self.config.membership == MEMBER_UID
         kept: set[str] = set()

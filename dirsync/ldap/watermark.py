@@ -274,6 +274,9 @@ class Token:
     reason: str = ""  # METHOD_NONE: why this directory cannot be read incrementally
     ad: AdHighWater | None = None
     usn: UsnMarks | None = None
+    # OpenLDAP: entry id -> CSN of the entries whose groups must be looked up again while that
+    # CSN is in the window (renamed, moved or added; see changes.py); None: not known.
+    lookups: Mapping[str, str] | None = None
 
 
 def format_token(token: Token) -> str:
@@ -296,6 +299,8 @@ def format_token(token: Token) -> str:
     if token.usn is not None:
         data["usn"] = {"seen": dict(sorted(token.usn.seen.items())),
                        "floor": dict(sorted(token.usn.floor.items()))}
+    if token.lookups is not None:
+        data["lookups"] = dict(sorted(token.lookups.items()))
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -327,6 +332,7 @@ def parse_token(directory: str, text: str) -> Token:
         since = data.get("pending_since")
         ad = data.get("ad")
         usn = data.get("usn")
+        lookups = data.get("lookups")
         return Token(
             method=method,
             server=str(data["server"]),
@@ -336,6 +342,8 @@ def parse_token(directory: str, text: str) -> Token:
             ad=AdHighWater(str(ad["server"]), str(ad["invocation_id"]), int(ad["usn"]))
             if ad else None,
             usn=UsnMarks(_usn_map(usn["seen"]), _usn_map(usn["floor"])) if usn else None,
+            lookups=None if lookups is None else {str(k): parse_csn(v).text
+                                                  for k, v in lookups.items()},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise refuse(f"it is damaged ({exc})") from None
