@@ -275,6 +275,7 @@ class IncrementalRead:
     diagnostics: ChangeDiagnostics
     started_at: datetime  # aware UTC
     seconds: float
+    members_by_name: bool = False  # member values are usernames (memberUid), not DNs
 
     @property
     def empty(self) -> bool:
@@ -384,7 +385,8 @@ def read_changes(config: DirectoryConfig, token: str, progress: Progress | None 
             next_token = format_token(replace(window.next_token, lookups=parsed.lookups))
             return IncrementalRead(
                 config.name, method, DELETIONS_NONE, [], [], {}, {}, {}, frozenset(), frozenset(),
-                None, None, next_token, diagnostics, started_at, time.monotonic() - clock)
+                None, None, next_token, diagnostics, started_at, time.monotonic() - clock,
+                config.membership == MEMBER_UID)
         reader = _Reader(conn, config, progress, diagnostics, held, parsed.lookups)
         result = reader.read(window, deletions)
         next_token = format_token(replace(window.next_token, lookups=reader.next_lookups(window)))
@@ -395,7 +397,8 @@ def read_changes(config: DirectoryConfig, token: str, progress: Progress | None 
         group_members=result.members, member_deltas=result.deltas,
         listed_by=result.listed_by, parents_kept=result.kept, deleted_ids=result.deleted,
         present_user_ids=result.present_users, present_group_ids=result.present_groups,
-        next_token=next_token, diagnostics=diagnostics, started_at=started_at, seconds=seconds)
+        next_token=next_token, diagnostics=diagnostics, started_at=started_at, seconds=seconds,
+        members_by_name=config.membership == MEMBER_UID)
     log.info("directory %r: incremental read in %.2f s: %d users and %d groups changed, %d "
              "gone%s (%s)", config.name, seconds, len(read.changed_users),
              len(read.changed_groups), len(read.deleted_ids),

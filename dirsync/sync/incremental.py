@@ -5,11 +5,12 @@ transaction, with journal rows, touching only what changed:
 
 1. entities gone (the log's deleted ids, or everything outside the scanned present sets);
 2. changed users and groups upserted by external id, set-wise like a full sync;
-3. each changed group's direct members replaced by its member references, resolved against
-   the store's DN keys (or usernames for memberUid);
-4. each changed entity's memberships in unchanged groups replaced by `listed_by`;
+3. each group read whole gets its direct members from its member references, compared by
+   key (dn_key, or name key for memberUid) with the members the store holds;
+4. each changed entity whose groups were looked up (not in `parents_kept`) has its
+   memberships in the other groups replaced by `listed_by`;
 5. the member values logged as added to or removed from a group (`member_deltas`) applied to
-   the memberships of its unchanged members.
+   the memberships of the members step 4 did not decide.
 """
 
 from __future__ import annotations
@@ -77,17 +78,15 @@ def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
                  "group": {group_id[x] for x in kept_groups if x in group_id and x not in same}}
     added: dict[str, Pairs] = {"user": set(), "group": set()}
     removed: dict[str, Pairs] = {"user": set(), "group": set()}
-    by_name = any(r.name_keys for r in refs.values()) or any(
-        d.added.name_keys or d.removed.name_keys for d in deltas.values())
     for kind in ("user", "group"):
-        if kind == "group" and by_name:
+        if kind == "group" and read.members_by_name:
             continue  # memberUid names users only
-        column = "name_key" if by_name else "dn_key"
-        resolve = _resolver(conn, kind, column, directory_id, refs, deltas)
+        column = "name_key" if read.members_by_name else "dn_key"
+        resolve = _resolver(conn, kind, column, directory_id)
         _member_lists(conn, kind, column, refs, resolve, added[kind], removed[kind])
         _listings(conn, kind, read, group_id, user_id if kind == "user" else group_id,
                   looked_up[kind], set(refs), added[kind], removed[kind])
-        _logged_values(conn, kind, deltas, resolve, looked_up[kind], added[kind],
+        _logged_values(conn, kind, column, deltas, resolve, looked_up[kind], added[kind],
                        removed[kind])
     return ({kind: sorted(pairs) for kind, pairs in added.items()},
             {kind: sorted(pairs) for kind, pairs in removed.items()})
@@ -97,8 +96,7 @@ def _keys(refs: MemberRefs, column: str) -> frozenset[str]:
     return refs.name_keys if column == "name_key" else refs.dn_keys
 
 
-def _resolver(conn: Connection, kind: str, column: str, directory_id: int,
-              refs: dict[int, MemberRefs], deltas: dict[int, MemberDelta]
+def _resolver(conn: Connection, kind: str, column: str, directory_id: int
               ) -> Callable[[Iterable[str]], dict[str, int]]:
     """key -> store id of the members of this kind the read's keys name, looked up once for
     every key step 3 does not find among a group's stored members."""
@@ -153,15 +151,14 @@ def _listings(conn: Connection, kind: str, read: IncrementalRead, group_id: dict
     removed.update(current - wanted)
 
 
-def _logged_values(conn: Connection, kind: str, deltas: dict[int, MemberDelta],
+def _logged_values(conn: Connection, kind: str, column: str, deltas: dict[int, MemberDelta],
                    resolve: Callable[[Iterable[str]], dict[str, int]], looked_up: set[int],
                    added: Pairs, removed: Pairs) -> None:
     """Step 5: logged member values, for the members step 4 did not decide."""
-    column_keys = (lambda r: r.name_keys or r.dn_keys)
     change: dict[bool, Pairs] = {True: set(), False: set()}
     for parent, delta in deltas.items():
         for listed, r in ((True, delta.added), (False, delta.removed)):
-            ids = resolve(column_keys(r))
+            ids = resolve(_keys(r, column))
             change[listed].update((parent, m) for m in ids.values()
                                   if m not in looked_up and not (kind == "group" and m == parent))
     on, off = change[True], change[False]
