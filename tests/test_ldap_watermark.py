@@ -407,10 +407,12 @@ def test_values_written_twice_are_left_to_the_server() -> None:
 
 
 def test_member_deltas_of_other_membership_attributes() -> None:
-    unique = member_delta([modify(1, "uniqueMember:+ uid=a,dc=x#'0101'B", "member:+ uid=z,dc=x",
+    unique = member_delta([modify(1, "uniqueMember:+ uid=a,dc=x", "member:+ uid=z,dc=x",
                                   "uniqueMember:+ not a dn")], "uniqueMember")
     assert unique == MemberDelta(MemberRefs(dn_keys=frozenset({dn_key("uid=a,dc=x")})),
                                  MemberRefs())
+    # uid=a#'0101'B and uid=a are two values naming one entry: the list is read whole.
+    assert member_delta([modify(1, "uniqueMember:- uid=a,dc=x#'0101'B")], "uniqueMember") is None
     names = member_delta([modify(1, "memberUid:+ Alice", "memberUid:- bob")], "memberUid")
     assert names == MemberDelta(MemberRefs(name_keys=frozenset({"alice"})),
                                 MemberRefs(name_keys=frozenset({"bob"})))

@@ -15,13 +15,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Collection, Iterable, Iterator, Mapping, Sequence
 
 from dirsync.dn import escape_rdn_value, parse_dn
 from dirsync.ldap.filters import any_of
 from dirsync.ldap.members import member_dn_key, member_name_key
-from dirsync.ldap.presets import MEMBER_UID
+from dirsync.ldap.presets import MEMBER_UID, UNIQUE_MEMBER
+
+_UID_SUFFIX = re.compile(r"#'[01]*'B\Z")  # uniqueMember's optional UID (RFC 4517 3.3.21)
 
 # Values per OR filter: small enough for any server's filter limits, large enough that 100
 # changes cost one or two searches.
@@ -171,8 +174,8 @@ def member_delta(records: Sequence[LogRecord], membership: str) -> MemberDelta |
     removed, or None when the group's member list must be read whole instead. `membership` is
     the group attribute holding them (member, uniqueMember or memberUid).
 
-    None when a record adds the group, replaces its member values or deletes them all: then
-    the log does not hold the list. Renames leave the values alone. A value written by one
+    None when a record adds the group, replaces its member values or deletes them all (then
+    the log does not hold the list), or writes a uniqueMember value with a UID suffix. Renames leave the values alone. A value written by one
     record is listed or not as that record left it; the window reaches back past the last
     sync, so it holds writes already applied, and applying one again changes nothing. A value
     written by several records is `unsure`: CSNs are taken when an operation starts, so the
@@ -194,6 +197,10 @@ def member_delta(records: Sequence[LogRecord], membership: str) -> MemberDelta |
             if op not in (b"+", b"-") or not value:
                 return None  # replace, increment, or the whole attribute deleted
             text = _decode(value)
+            if text is not None and membership == UNIQUE_MEMBER and _UID_SUFFIX.search(text):
+                # uid=a#'01'B and uid=a are two values naming one entry: removing one says
+                # nothing of the other.
+                return None
             key = None if text is None else _member_key(text, membership)
             if text is None or key is None:
                 continue  # a value the full read cannot use either
