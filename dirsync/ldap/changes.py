@@ -143,6 +143,7 @@ from dirsync.ldap.watermark import (
     plan_usn_round,
     unsupported_token,
 )
+from dirsync.ldap.wire import scan_first_values, search_each
 from dirsync.model import Group, User
 from dirsync.names import name_key
 
@@ -885,13 +886,18 @@ class _Reader:
             attribute = self.config.membership
             lookups = [(i, equality(attribute, e.dn))
                        for i, e in (*users.entities.items(), *groups.entities.items()) if e.dn]
-        attributes = [self.config.attributes.unique_id]
-        for entity_id, condition in lookups:
+        # All lookups are sent at once (wire.py pipelines them): they are independent, and
+        # one round trip each was most of their cost.
+        answers = search_each(self.conn, self.config, self.config.group_base_dn,
+                              [all_of(self.group_filter, c) for _, c in lookups],
+                              [self.config.attributes.unique_id],
+                              what="groups listing a changed entry")
+        for (entity_id, _), entries in zip(lookups, answers):
             self.d.parent_lookups += 1
+            self.d.searches += 1
+            self.d.entries_read += len(entries)
             parents: set[str] = set()
-            for _, values in self.search(self.config.group_base_dn,
-                                         all_of(self.group_filter, condition), attributes,
-                                         "groups listing a changed entry", PHASE_CHANGES):
+            for _, values in entries:
                 try:
                     parent = self.mapper.external_id(values)
                 except Skip:
@@ -901,6 +907,7 @@ class _Reader:
             if parents:
                 self.listed_by[entity_id] = frozenset(parents)
                 self.d.listings += len(parents)
+            self.report(PHASE_CHANGES, self.d.entries_read)
 
     # -- the accesslog ---------------------------------------------------------------------
     def read_log(self, current: Mapping[str, tuple[str, Mapping[str, str]]],
@@ -1071,13 +1078,20 @@ class _Reader:
                            frozenset(present_groups - groups.skipped_ids))
 
     def scan_ids(self, base: str, search_filter: str, what: str) -> set[str]:
+        # Only the first id value of each entry is read off the wire (wire.py); the few
+        # entries it cannot read that way come as whole entries.
         ids: set[str] = set()
-        for _, values in self.search(base, search_filter, [self.config.attributes.unique_id],
-                                     what, PHASE_DELETIONS):
-            try:
-                ids.add(self.mapper.external_id(values))
-            except Skip:
-                continue  # no id: not in the mirror, so nothing to keep
+        self.d.searches += 1
+        for values, entries in scan_first_values(self.conn, self.config, base, search_filter,
+                                                 self.config.attributes.unique_id, what=what):
+            ids.update(self.mapper.external_ids(values))
+            for _, entry in entries:
+                try:
+                    ids.add(self.mapper.external_id(entry))
+                except Skip:
+                    continue  # no id: not in the mirror, so nothing to keep
+            self.d.entries_read += len(values) + len(entries)
+            self.report(PHASE_DELETIONS, self.d.entries_read)
         return ids
 
 

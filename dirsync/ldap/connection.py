@@ -21,6 +21,11 @@ Choices, and why:
   referrals) are checked in paging.py.
 * No schema or root DSE read on connect (get_info=NONE): one round trip less per login.
 * Passwords go to ldap3 and nowhere else: not into messages, logs or reprs.
+* Raw messages (`send_raw`, `receive_raw`, `next_message_id`): wire.py writes its own
+  search requests (requests.py) and reads the answers through `_Strategy`'s buffer, on the
+  same socket and with the same message id counter as ldap3, so both can take turns on one
+  connection. `ldap3_search_request` is ldap3's encoding of the same request: the reference
+  in tests, and the way out for a filter requests.py does not parse.
 """
 
 from __future__ import annotations
@@ -39,11 +44,27 @@ from typing import Any, Iterator
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"(tagMap|typeMap) is deprecated",
                             category=DeprecationWarning)
-    from ldap3 import ANONYMOUS, BASE, NONE, SIMPLE, SUBTREE, SYNC, Connection, Server, Tls
+    from ldap3 import (
+        ANONYMOUS,
+        BASE,
+        DEREF_ALWAYS,
+        NONE,
+        SIMPLE,
+        SUBTREE,
+        SYNC,
+        Connection,
+        Server,
+        Tls,
+    )
     from ldap3.core import exceptions as lx
+    from ldap3.core.results import RESULT_CODES
+    from ldap3.operation.search import search_operation
+    from ldap3.protocol.convert import build_controls_list
+    from ldap3.protocol.rfc2696 import paged_search_control
+    from ldap3.protocol.rfc4511 import LDAPMessage, MessageID, ProtocolOp
     from ldap3.strategy.base import RESPONSE_COMPLETE, SESSION_TERMINATED_BY_SERVER
     from ldap3.strategy.sync import SyncStrategy
-    from ldap3.utils.asn1 import decode_message_fast
+    from ldap3.utils.asn1 import decode_message_fast, encode
     from ldap3.utils.config import set_config_parameter
 
 from dirsync.ldap import ber
@@ -77,7 +98,8 @@ _NOT_FINAL = frozenset({"searchResEntry", "searchResRef", "intermediateResponse"
 __all__ = [
     "BASE", "SIMPLE", "SUBTREE", "Connection", "lx",
     "open_connection", "service_connection", "bound", "close_quietly", "translate",
-    "connected_url",
+    "connected_url", "next_message_id", "send_raw", "receive_raw", "result_description",
+    "ldap3_search_request",
 ]
 
 
@@ -356,3 +378,64 @@ def _socket_detail(exc: BaseException) -> str:
         return "; ".join(str(err) for err, _ in args[1])
     text = str(exc)
     return text.split(": ", 1)[-1] if "error while opening" in text else text
+
+
+# -- raw messages: for the searches dirsync writes itself (requests.py, pipeline.py) ----------
+
+
+def next_message_id(conn: Connection) -> int:
+    """A message id from the same counter ldap3 uses, so no two requests ever share one."""
+    return int(conn.server.next_message_id())
+
+
+def send_raw(conn: Connection, config: DirectoryConfig, doing: str, data: bytes) -> None:
+    """Send encoded LDAP messages on the connection's socket (TLS included)."""
+    try:
+        if conn.closed or conn.socket is None:
+            raise lx.LDAPSocketOpenError("unable to send message, socket is not open")
+        conn.socket.sendall(data)
+    except OSError as exc:
+        with contextlib.suppress(Exception):
+            conn.strategy.close()
+        raise translate(lx.communication_exception_factory(lx.LDAPSocketSendError, type(exc)(
+            str(exc)))(f"socket sending error: {exc}"), config, doing) from exc
+    except lx.LDAPException as exc:
+        raise translate(exc, config, doing) from exc
+
+
+def receive_raw(conn: Connection, config: DirectoryConfig, doing: str) -> list[bytes]:
+    """The next complete LDAP messages from the connection, through the strategy's own buffer
+    (so ldap3's later reads continue where these end). A closed session raises ConnectionLost,
+    a silent server OperationTimedOut or ConnectionLost as for any ldap3 read."""
+    try:
+        if conn.closed or conn.socket is None:
+            raise lx.LDAPSocketOpenError("unable to receive, socket is not open")
+        messages = conn.strategy.receiving()
+        if not messages:
+            with contextlib.suppress(Exception):
+                conn.strategy.close()
+            raise lx.LDAPSessionTerminatedByServerError("session terminated by server")
+        return messages  # type: ignore[no-any-return]
+    except lx.LDAPException as exc:
+        raise translate(exc, config, doing) from exc
+
+
+def result_description(code: int) -> str:
+    """ldap3's name for a result code ("sizeLimitExceeded"), as its own results carry it."""
+    return str(RESULT_CODES.get(code, ""))
+
+
+def ldap3_search_request(message_id: int, base: str, subtree: bool, search_filter: str,
+                         attributes: list[str], *, size_limit: int = 0,
+                         paged: tuple[int, bytes] | None = None) -> bytes:
+    """The bytes ldap3 itself sends for this search (conn.search with our settings): the way
+    out for a configured filter requests.py does not parse, and its reference in tests."""
+    request = search_operation(base, search_filter, SUBTREE if subtree else BASE, DEREF_ALWAYS,
+                               attributes or ["1.1"], size_limit, 0, False, True, True,
+                               None, validator=None, check_names=False)
+    message = LDAPMessage()
+    message["messageID"] = MessageID(message_id)
+    message["protocolOp"] = ProtocolOp().setComponentByName("searchRequest", request)
+    if paged is not None:
+        message["controls"] = build_controls_list([paged_search_control(True, *paged)])
+    return bytes(encode(message))

@@ -129,7 +129,32 @@ class EntryMapper:
         raw = values.get(self.unique_id, ())
         if not raw:
             raise Skip(f"it has no {self.config.attributes.unique_id} (the unique id attribute)")
-        value = raw[0]
+        return self.id_of_value(raw[0])
+
+    def external_ids(self, first_values: Sequence[bytes]) -> list[str]:
+        """`external_id` of many entries at once, given each one's first unique id value (the
+        id scan reads nothing else), leaving out those it would Skip. The usual ids are done
+        in one pass; anything unusual goes through `id_of_value`."""
+        if self.unique_id in BINARY_GUIDS:
+            if all(len(v) == 16 for v in first_values):
+                return [_guid_text(bytes(v)) for v in first_values]
+        else:
+            try:
+                texts = [bytes(v).decode("utf-8").strip() for v in first_values]
+            except UnicodeDecodeError:
+                texts = None
+            if texts is not None and all(0 < len(t) <= NAME_MAX for t in texts):
+                return [t.lower() for t in texts] if self.unique_id in TEXT_UUIDS else texts
+        ids = []
+        for value in first_values:
+            try:
+                ids.append(self.id_of_value(value))
+            except Skip:
+                continue
+        return ids
+
+    def id_of_value(self, value: bytes) -> str:
+        """The external id for a unique id value as the server sent it; Skip when unusable."""
         if self.unique_id in BINARY_GUIDS:
             if len(value) != 16:
                 raise Skip(f"its {self.config.attributes.unique_id} is {len(value)} bytes long, "
@@ -214,6 +239,12 @@ def _value_in_rdn(dn: str, attribute: str, texts: list[str]) -> str | None:
         if name_key(text) in in_rdn:
             return text
     return None
+
+
+def _guid_text(value: bytes) -> str:
+    """str(uuid.UUID(bytes_le=value)) without building a UUID: ~110,000 ids per AD scan."""
+    h = (value[3::-1] + value[5:3:-1] + value[7:5:-1] + value[8:]).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _decode(value: bytes) -> str:

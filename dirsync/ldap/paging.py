@@ -66,14 +66,9 @@ def search_pages(
         entries = _entries(config, doing, response, counter)
         control = (result.get("controls") or {}).get(PAGED_RESULTS_OID)
         if control is None and cookie is None and not entries:
-            # 389 DS answers a paged search under a base that does not exist with success, no
-            # entries and no control (a plain search gets noSuchObject): tell that apart.
-            if read_entry(conn, config, base, [NO_ATTRIBUTES]) is None:
-                raise _error(config, doing, result, NO_SUCH_OBJECT)
+            check_base(conn, config, doing, base, result)
         if control is None:
-            raise PagingIncomplete(config.name, f"{doing}: the server did not return the paged "
-                                   "results control, so it cannot be known whether every entry "
-                                   "arrived")
+            raise missing_control_error(config, doing)
         cookie = control.get("value", {}).get("cookie") or None
         for index, (dn, values) in enumerate(entries):
             if any(";range=" in name for name in values):
@@ -81,6 +76,29 @@ def search_pages(
         yield entries
         if not cookie:
             return
+
+
+def check_base(conn: Connection, config: DirectoryConfig, doing: str, base: str,
+               result: dict[str, Any]) -> None:
+    """389 DS answers a paged search under a base that does not exist with success, no entries
+    and no control (a plain search gets noSuchObject): raise BaseDnMissing then. `result`:
+    the search's result ("description", "message")."""
+    if read_entry(conn, config, base, [NO_ATTRIBUTES]) is None:
+        raise _error(config, doing, result, NO_SUCH_OBJECT)
+
+
+def missing_control_error(config: DirectoryConfig, doing: str) -> PagingIncomplete:
+    return PagingIncomplete(config.name, f"{doing}: the server did not return the paged "
+                            "results control, so it cannot be known whether every entry arrived")
+
+
+def references_error(config: DirectoryConfig, doing: str,
+                     uris: Sequence[str]) -> ReferralNotFollowed:
+    return ReferralNotFollowed(
+        config.name, f"{doing}: part of the subtree is held by "
+        f"{', '.join(uris) or 'another server'} (a continuation reference), which dirsync does "
+        "not follow; narrow the base DN to exclude it, or set continuation_references = "
+        "\"ignore\" if that part holds no users or groups")
 
 
 def read_entry(
@@ -149,12 +167,7 @@ def _entries(config: DirectoryConfig, doing: str, response: list[dict[str, Any]]
                 if counter is not None:
                     counter.references_ignored += 1
                 continue
-            uris = ", ".join(item.get("uri") or ()) or "another server"
-            raise ReferralNotFollowed(
-                config.name, f"{doing}: part of the subtree is held by {uris} (a continuation "
-                "reference), which dirsync does not follow; narrow the base DN to exclude it, "
-                "or set continuation_references = \"ignore\" if that part holds no users or "
-                "groups")
+            raise references_error(config, doing, item.get("uri") or ())
     return entries
 
 
