@@ -78,9 +78,11 @@ methods, with the method's own "changed" filter:
    * `present-scan` — otherwise: one paged search per base requesting only the unique id;
      `present_user_ids` / `present_group_ids` are the complete sets.
 
-Every search is paged and checked page by page (paging.py): a size limit, a broken page
-sequence or a lost connection raises the LdapError, never a partial result. Nothing here
-touches the store. ldap3 is not imported here (connection.py is its only door).
+Every search is checked (paging.py, wire.py): a size limit, a broken page sequence or a lost
+connection raises the LdapError, never a partial result. Searches are paged, but for the
+group lookups of step 4, which are small, sent together (wire.search_each) and asked again
+paged when a limit stops one. Nothing here touches the store. ldap3 is not imported here
+(connection.py is its only door).
 """
 
 from __future__ import annotations
