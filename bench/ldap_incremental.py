@@ -494,7 +494,7 @@ TIMED = (
     ("dirsync.store.scoped", "ids_by_external", "apply: scoped.ids_by_external"),
     ("dirsync.store.scoped", "ids_by_dn_key", "apply: scoped.ids_by_dn_key"),
     ("dirsync.store.scoped", "ids_by_key", "apply: scoped.ids_by_key"),
-    ("dirsync.store.scoped", "member_keys", "apply: scoped.member_keys"),
+    ("dirsync.store.scoped", "members_of", "apply: scoped.members_of"),
     ("dirsync.store.scoped", "current_pairs", "apply: scoped.current_pairs"),
     ("dirsync.store.scoped", "replace_pairs", "apply: scoped.replace_pairs"),
     *(("dirsync.store.stage", name, f"apply: stage.{name}") for name in (

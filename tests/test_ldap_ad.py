@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from test_ldap_changes import Mirror, full_view
-from test_mirror_incremental import contents
+from test_mirror_incremental import assert_like_a_full_sync
 
 from dirsync.ldap import errors, probe
 from dirsync.ldap.changes import DELETIONS_NONE, DELETIONS_PRESENT, initial_token, read_changes
@@ -722,13 +722,8 @@ def test_incremental_reads_and_syncs_equal_full_ones(ad_tree: Tree, ad_config: M
             token = changes.next_token
             result = sync_directory(store, config, allow_mass_delete=True)
             assert (result.status, result.mode) == ("ok", "incremental"), result.summary()
-            fresh = Store(f"sqlite:///{tmp_path}/fresh-{round_number}.db")
-            fresh.init_schema()
-            try:
-                assert sync_directory(fresh, config, full=True).status == "ok"
-                assert contents(store) == contents(fresh), context
-            finally:
-                fresh.dispose()
+            assert_like_a_full_sync(store, config, tmp_path / f"fresh-{round_number}.db",
+                                    context)
     finally:
         store.dispose()
 

@@ -45,6 +45,17 @@ def contents(store: Store) -> dict[str, Any]:
             "group_attributes": group_attrs, "members": members, "nested": nested}
 
 
+def assert_like_a_full_sync(store: Store, config: Any, path: Path, context: str) -> None:
+    """`store` holds what a full sync into a new store at `path` gives."""
+    fresh = Store(f"sqlite:///{path}")
+    fresh.init_schema()
+    try:
+        assert sync_directory(fresh, config, full=True).status == "ok"
+        assert contents(store) == contents(fresh), context
+    finally:
+        fresh.dispose()
+
+
 @pytest.mark.parametrize("settle", [0.2, None], ids=["short-settle", "default-settle"])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_incremental_syncs_equal_full_syncs(seed: int, settle: float | None, store: Store,
@@ -65,13 +76,8 @@ def test_incremental_syncs_equal_full_syncs(seed: int, settle: float | None, sto
         result = sync_directory(store, config, allow_mass_delete=True, **extra)
         assert result.status == "ok", result.summary()
         modes.append(result.mode)
-        fresh = Store(f"sqlite:///{tmp_path}/fresh-{round_number}.db")
-        fresh.init_schema()
-        try:
-            assert sync_directory(fresh, config, full=True).status == "ok"
-            assert contents(store) == contents(fresh), f"seed {seed}, round {round_number}: {done}"
-        finally:
-            fresh.dispose()
+        assert_like_a_full_sync(store, config, tmp_path / f"fresh-{round_number}.db",
+                                f"seed {seed}, round {round_number}: {done}")
     assert modes.count("incremental") >= ROUNDS - 1, modes
 
 
@@ -104,13 +110,7 @@ def test_member_lists_values_and_renames_of_each_membership_type(
     def check(what: str) -> None:
         result = sync_directory(store, config)
         assert result.status == "ok" and result.mode == "incremental", result.summary()
-        fresh = Store(f"sqlite:///{tmp_path}/fresh-{what}.db")
-        fresh.init_schema()
-        try:
-            assert sync_directory(fresh, config, full=True).status == "ok"
-            assert contents(store) == contents(fresh), what
-        finally:
-            fresh.dispose()
+        assert_like_a_full_sync(store, config, tmp_path / f"fresh-{what}.db", what)
 
     # Single values added and removed: logged values (member, uniqueMember, memberUid).
     server.modify(f"dn: {groups['all']}\nchangetype: modify\nadd: {attribute}\n"

@@ -56,19 +56,14 @@ def ids_by_key(conn: Connection, kind: str, column: str, directory_id: int,
     return _lookup(conn, _entities(kind), column, directory_id, keys)
 
 
-def member_keys(conn: Connection, kind: str, column: str,
-                parents: Iterable[int]) -> dict[int, dict[str, int]]:
-    """parent id -> {member's `column` (dn_key or name_key): member id} for the members of
-    this kind the store holds for these groups. A member without a key (no DN stored) gets
-    one no read can name, so it is never taken for listed."""
+def members_of(conn: Connection, kind: str, parents: Iterable[int]) -> dict[int, set[int]]:
+    """parent id -> ids of its members of this kind, for these groups."""
     table, parent, member = _table(kind)
-    entities = _entities(kind)
-    query = select(table.c[parent], entities.c[column], entities.c.id).join(
-        entities, entities.c.id == table.c[member])
-    out: dict[int, dict[str, int]] = {}
+    query = select(table.c[parent], table.c[member])
+    out: dict[int, set[int]] = {}
     for chunk in _chunks(sorted(set(parents))):
-        for p, key, m in conn.execute(query.where(table.c[parent].in_(chunk))):
-            out.setdefault(p, {})["\0" + str(m) if key is None else key] = m
+        for p, m in conn.execute(query.where(table.c[parent].in_(chunk))):
+            out.setdefault(p, set()).add(m)
     return out
 
 
