@@ -588,7 +588,6 @@ class _Reader:
         self.located: tuple[str, list[str]] | str | None = None  # find_log's answer, once asked
         self.kept: frozenset[str] = frozenset()
         self.found: tuple[_Found, _Found] | None = None
-        self.diagnostics_method = diagnostics.method
         self.moved_below: set[str] = set()  # entries read again below a moved container
         self.listed_by: dict[str, frozenset[str]] = {}
         method = diagnostics.method
@@ -651,7 +650,7 @@ class _Reader:
         if later:
             self.complete_members(groups, verdict)
 
-        if self.diagnostics_method == METHOD_CONTEXTCSN:
+        if self.d.method == METHOD_CONTEXTCSN:
             self.kept = self.parents_kept(users, groups, verdict)
         self.found = (users, groups)
         self.find_parents(_without(users, self.kept), _without(groups, self.kept))
