@@ -43,6 +43,10 @@ class MemberRefs:
     name_keys: frozenset[str] = frozenset()
     unparsable: int = 0
 
+    def keys(self, by_name: bool) -> frozenset[str]:
+        """The name keys (memberUid) or the DN keys."""
+        return self.name_keys if by_name else self.dn_keys
+
 
 def member_refs(values: Sequence[str], membership: str) -> MemberRefs:
     if membership == MEMBER_UID:
@@ -165,8 +169,9 @@ class MemberDelta:
         """The delta once each unsure key is known to be listed now (`listed`) or not."""
         now = {k for k, _ in self.unsure if k in listed}
         gone = {k for k, _ in self.unsure} - now
-        return _delta(_keys(self.added, membership) | now,
-                      _keys(self.removed, membership) | gone, membership)
+        by_name = membership == MEMBER_UID
+        return _delta(self.added.keys(by_name) | now, self.removed.keys(by_name) | gone,
+                      membership)
 
 
 def member_delta(records: Sequence[LogRecord], membership: str) -> MemberDelta | None:
@@ -223,10 +228,6 @@ def _delta(added: set[str], removed: set[str], membership: str,
                            MemberRefs(name_keys=frozenset(removed)), unsure)
     return MemberDelta(MemberRefs(dn_keys=frozenset(added)),
                        MemberRefs(dn_keys=frozenset(removed)), unsure)
-
-
-def _keys(refs: MemberRefs, membership: str) -> set[str]:
-    return set(refs.name_keys if membership == MEMBER_UID else refs.dn_keys)
 
 
 def _decode(value: bytes) -> str | None:

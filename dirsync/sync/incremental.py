@@ -92,10 +92,6 @@ def _memberships(conn: Connection, directory_id: int, read: IncrementalRead,
             {kind: sorted(pairs) for kind, pairs in removed.items()})
 
 
-def _keys(refs: MemberRefs, column: str) -> frozenset[str]:
-    return refs.name_keys if column == "name_key" else refs.dn_keys
-
-
 def _resolver(conn: Connection, kind: str, column: str, directory_id: int
               ) -> Callable[[Iterable[str]], dict[str, int]]:
     """key -> store id of the members of this kind the read's keys name, looked up once for
@@ -121,10 +117,11 @@ def _member_lists(conn: Connection, kind: str, column: str, refs: dict[int, Memb
     of ids per group, with the members the store holds. (Joining the stored members to
     their keys instead cost 0.67 s for the benchmark's three largest groups, resolving
     every key and comparing ids about a third of that.)"""
-    ids = resolve(k for r in refs.values() for k in _keys(r, column))
+    by_name = column == "name_key"
+    ids = resolve(k for r in refs.values() for k in r.keys(by_name))
     stored = scoped.members_of(conn, kind, refs)
     for parent, r in refs.items():
-        wanted = {ids[k] for k in _keys(r, column) if k in ids}
+        wanted = {ids[k] for k in r.keys(by_name) if k in ids}
         if kind == "group":
             wanted.discard(parent)
         have = stored.get(parent, set())
@@ -155,10 +152,11 @@ def _logged_values(conn: Connection, kind: str, column: str, deltas: dict[int, M
                    added: Pairs, removed: Pairs) -> None:
     """Step 5: logged member values, for the members step 4 did not decide."""
     change: dict[bool, Pairs] = {True: set(), False: set()}
-    resolve(k for d in deltas.values() for r in (d.added, d.removed) for k in _keys(r, column))
+    by_name = column == "name_key"
+    resolve(k for d in deltas.values() for r in (d.added, d.removed) for k in r.keys(by_name))
     for parent, delta in deltas.items():
         for listed, r in ((True, delta.added), (False, delta.removed)):
-            ids = resolve(_keys(r, column))
+            ids = resolve(r.keys(by_name))
             change[listed].update((parent, m) for m in ids.values()
                                   if m not in looked_up and not (kind == "group" and m == parent))
     on, off = change[True], change[False]
