@@ -91,7 +91,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 from dirsync.dn import dn_key
 from dirsync.ldap.config import DEFAULT_SETTLE_SECONDS, DirectoryConfig
@@ -583,6 +583,7 @@ class _Reader:
         self.members: dict[str, MemberRefs] = {}
         self.deltas: dict[str, MemberDelta] = {}
         self.held = held
+        self.held_answers: dict[str, dict[str, tuple[str | None, str] | None]] = {}
         self.lookups = lookups  # the token's: entries to look up while they settle
         self.records: list[LogRecord] = []  # the accesslog window, once read
         self.located: tuple[str, list[str]] | str | None = None  # find_log's answer, once asked
@@ -701,7 +702,7 @@ class _Reader:
             by_id: dict[str, list[LogRecord]] = {}
             for record in self.records:
                 by_id.setdefault(record.entry_id, []).append(record)
-            held = self.held("group", pending) if self.held else {}
+            held = self.stored("group", pending)
             for group_id in pending:
                 delta = (member_delta(by_id.get(group_id, ()), self.config.membership)
                          if group_id in held else None)
@@ -822,6 +823,16 @@ class _Reader:
                                                      "groups below a moved entry", False)
 
     # -- groups listing changed entries ----------------------------------------------------
+    def stored(self, kind: str, ids: Iterable[str]) -> Mapping[str, tuple[str | None, str]]:
+        """`held` for these ids, each asked of the mirror once per read (the changed groups
+        are asked about for their member lists, then again for their lookups)."""
+        answers = self.held_answers.setdefault(kind, {})
+        new = [i for i in ids if i not in answers]
+        if new and self.held is not None:
+            found = self.held(kind, new)
+            answers.update({i: found.get(i) for i in new})
+        return {i: a for i in ids if (a := answers.get(i)) is not None}
+
     def next_lookups(self, window: _Window) -> dict[str, str] | None:
         """The next token's entries to look up again (OpenLDAP): those looked up this round
         that the mirror did not hold under their DN or that were still settling, with the CSN
@@ -862,7 +873,7 @@ class _Reader:
         by_name = self.config.membership == MEMBER_UID
         kept: set[str] = set()
         for kind, found in (("user", users), ("group", groups)):
-            stored = self.held(kind, list(found.entities))
+            stored = self.stored(kind, found.entities)
             for entity_id, entity in found.entities.items():
                 if entity_id not in stored or entity_id in fresh:
                     continue
